@@ -1,0 +1,100 @@
+//! Readers for the folders `shotfix locate` accepts (CONTRACT.md §2, §5).
+//!
+//! This crate is the boundary where outside input becomes domain types: every
+//! reader returns a typed error naming the file and the rule broken, and never
+//! panics. Wire types (`serde` structs mirroring the files) stay private here;
+//! callers get [`LocateInput`].
+//!
+//! Architecture Invariant: the research-layout reader opens only
+//! `*.allpulses.json` and `*.weather.json`. It never opens the answer files
+//! (`*.survey.json`, `*.nlos-tuples.json`); only evaluation code may read those.
+
+pub mod research;
+pub mod scene;
+
+use std::path::{Path, PathBuf};
+
+use model::{LocalFrame, Pulse, Sensor, Weather};
+
+/// The coordinate frame of an input, and so of its output.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Frame {
+    /// Local x east, y north, z up, metres; optionally anchored on the earth.
+    Local { anchor: Option<LocalFrame> },
+    /// Inputs were WGS84; positions were converted into this local frame.
+    Wgs84 { frame: LocalFrame },
+}
+
+/// Everything `locate` needs from a folder.
+#[derive(Debug, Clone)]
+pub struct LocateInput {
+    pub frame: Frame,
+    pub sensors: Vec<Sensor>,
+    pub pulses: Vec<Pulse>,
+    pub weather: Weather,
+}
+
+/// An input folder or file that could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum FormatError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: malformed JSON: {source}")]
+    Json {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+    #[error("{path}: not a research-layout test folder (no *.allpulses.json) nor a scene folder (no scene.json)")]
+    UnknownLayout { path: PathBuf },
+}
+
+impl FormatError {
+    pub(crate) fn invalid(path: &Path, message: impl Into<String>) -> FormatError {
+        FormatError::Invalid {
+            path: path.to_owned(),
+            message: message.into(),
+        }
+    }
+}
+
+pub(crate) fn read_to_string(path: &Path) -> Result<String, FormatError> {
+    std::fs::read_to_string(path).map_err(|source| FormatError::Io {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    text: &str,
+) -> Result<T, FormatError> {
+    serde_json::from_str(text).map_err(|source| FormatError::Json {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// Reads either kind of folder `shotfix locate` accepts.
+pub fn read_locate_input(path: &Path) -> Result<LocateInput, FormatError> {
+    let meta = std::fs::metadata(path).map_err(|source| FormatError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    if !meta.is_dir() {
+        return Err(FormatError::invalid(path, "expected a folder"));
+    }
+    if path.join("scene.json").is_file() {
+        return scene::read_scene(path);
+    }
+    if research::find_one(path, ".allpulses.json")?.is_some() {
+        return research::read_test_folder(path);
+    }
+    Err(FormatError::UnknownLayout {
+        path: path.to_owned(),
+    })
+}

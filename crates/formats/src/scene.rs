@@ -1,0 +1,276 @@
+//! The shotfix scene folder (CONTRACT.md §5): `scene.json`, an optional
+//! `pulses.jsonl`, optional `audio/`, and `truth.json`, which this reader never
+//! opens (it is the simulator's answer).
+//!
+//! Sensors may give local `x`/`y`/`z` or WGS84 `lat`/`lon`/`alt_m`, mixed; the
+//! `origin` ties the two together. In the `wgs84` frame everything is converted
+//! into a local east-north-up frame at the origin (or, without one, at the mean of
+//! the sensors), located there, and converted back for output.
+
+use std::path::Path;
+
+use model::{Geodetic, LocalFrame, Point3, Pulse, PulseId, Sensor, SensorId, UtcNanos, Weather};
+use serde::Deserialize;
+
+use crate::{parse_json, read_to_string, FormatError, Frame, LocateInput};
+
+#[derive(Debug, Deserialize)]
+struct WireScene {
+    #[serde(default)]
+    frame: Option<String>,
+    origin: Option<WireGeodetic>,
+    #[serde(default)]
+    weather: Option<Weather>,
+    sensors: Vec<WireSensor>,
+    pulses: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+struct WireGeodetic {
+    lat: f64,
+    lon: f64,
+    #[serde(default)]
+    alt_m: f64,
+}
+
+#[derive(Debug, Deserialize)]
+struct WireSensor {
+    id: String,
+    x: Option<f64>,
+    y: Option<f64>,
+    z: Option<f64>,
+    lat: Option<f64>,
+    lon: Option<f64>,
+    alt_m: Option<f64>,
+}
+
+#[derive(Debug, Deserialize)]
+struct WirePulseLine {
+    id: Option<String>,
+    sensor: String,
+    t_utc: String,
+    snr_db: Option<f64>,
+    peak_db_spl: Option<f64>,
+}
+
+fn geodetic(w: WireGeodetic) -> Option<Geodetic> {
+    let g = Geodetic {
+        lat_deg: w.lat,
+        lon_deg: w.lon,
+        alt_m: w.alt_m,
+    };
+    g.is_valid().then_some(g)
+}
+
+/// Reads a scene folder's sensors, weather and pulses.
+pub fn read_scene(dir: &Path) -> Result<LocateInput, FormatError> {
+    let scene_path = dir.join("scene.json");
+    let scene: WireScene = parse_json(&scene_path, &read_to_string(&scene_path)?)?;
+    let invalid = |m: String| FormatError::invalid(&scene_path, m);
+    let origin = match scene.origin {
+        Some(o) => Some(geodetic(o).ok_or_else(|| {
+            invalid(format!(
+                "origin {}, {} is not a valid latitude/longitude",
+                o.lat, o.lon
+            ))
+        })?),
+        None => None,
+    };
+    let wgs84 = match scene.frame.as_deref().unwrap_or("local") {
+        "local" => false,
+        "wgs84" => true,
+        other => {
+            return Err(invalid(format!(
+                "frame {other:?}: expected \"local\" or \"wgs84\""
+            )))
+        }
+    };
+    // The local frame: the origin, or for wgs84 scenes without one, the sensors' mean.
+    let anchor = match origin {
+        Some(o) => Some(LocalFrame::new(o)),
+        None if wgs84 => {
+            let geo: Vec<Geodetic> = scene
+                .sensors
+                .iter()
+                .filter_map(|s| {
+                    Some(Geodetic {
+                        lat_deg: s.lat?,
+                        lon_deg: s.lon?,
+                        alt_m: s.alt_m.unwrap_or(0.0),
+                    })
+                })
+                .filter(|g| g.is_valid())
+                .collect();
+            if geo.is_empty() {
+                return Err(invalid(
+                    "a wgs84 scene needs sensors with lat/lon or an origin".into(),
+                ));
+            }
+            let n = geo.len() as f64;
+            Some(LocalFrame::new(Geodetic {
+                lat_deg: geo.iter().map(|g| g.lat_deg).sum::<f64>() / n,
+                lon_deg: geo.iter().map(|g| g.lon_deg).sum::<f64>() / n,
+                alt_m: geo.iter().map(|g| g.alt_m).sum::<f64>() / n,
+            }))
+        }
+        None => None,
+    };
+    let mut sensors = Vec::with_capacity(scene.sensors.len());
+    for s in &scene.sensors {
+        let position = match (s.x, s.y, s.lat, s.lon) {
+            (Some(x), Some(y), _, _) => Point3::new(x, y, s.z.unwrap_or(0.0)),
+            (_, _, Some(lat), Some(lon)) => {
+                let g = Geodetic {
+                    lat_deg: lat,
+                    lon_deg: lon,
+                    alt_m: s.alt_m.unwrap_or(0.0),
+                };
+                if !g.is_valid() {
+                    return Err(invalid(format!(
+                        "sensor {}: {lat}, {lon} is not a valid latitude/longitude",
+                        s.id
+                    )));
+                }
+                let frame = anchor.ok_or_else(|| {
+                    invalid(format!(
+                        "sensor {} gives lat/lon but the local scene has no origin",
+                        s.id
+                    ))
+                })?;
+                frame.to_local(g)
+            }
+            _ => {
+                return Err(invalid(format!(
+                    "sensor {}: needs x and y, or lat and lon",
+                    s.id
+                )))
+            }
+        };
+        if !position.is_finite() {
+            return Err(invalid(format!("sensor {}: position is not finite", s.id)));
+        }
+        sensors.push(Sensor {
+            id: SensorId(s.id.clone()),
+            position,
+        });
+    }
+    let weather = scene.weather.unwrap_or_default();
+    for (name, v) in [
+        ("temperature_c", weather.temperature_c),
+        ("wind_speed_m_s", weather.wind_speed_m_s),
+        ("wind_from_deg", weather.wind_from_deg),
+    ] {
+        if v.is_some_and(|v| !v.is_finite()) {
+            return Err(invalid(format!("weather.{name} is not finite")));
+        }
+    }
+    if weather
+        .temperature_c
+        .is_some_and(|t| !(-90.0..=70.0).contains(&t))
+    {
+        return Err(invalid("weather.temperature_c outside -90..70 °C".into()));
+    }
+    let pulses = match &scene.pulses {
+        Some(name) => {
+            let path = dir.join(name);
+            parse_pulses_jsonl(&path, &read_to_string(&path)?)?
+        }
+        None => {
+            return Err(invalid(
+                "names no pulses file (\"pulses\"): nothing to locate".into(),
+            ))
+        }
+    };
+    let frame = if wgs84 {
+        Frame::Wgs84 {
+            frame: anchor.ok_or_else(|| invalid("wgs84 scene without a frame".into()))?,
+        }
+    } else {
+        Frame::Local { anchor }
+    };
+    Ok(LocateInput {
+        frame,
+        sensors,
+        pulses,
+        weather,
+    })
+}
+
+/// Parses `pulses.jsonl`: one JSON object a line; blank lines are skipped. A pulse
+/// without an `id` is named after its line (`pulses.jsonl:12`).
+pub fn parse_pulses_jsonl(path: &Path, text: &str) -> Result<Vec<Pulse>, FormatError> {
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("pulses");
+    let mut pulses = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let w: WirePulseLine = serde_json::from_str(line)
+            .map_err(|e| FormatError::invalid(path, format!("line {}: {e}", i + 1)))?;
+        let t = UtcNanos::parse_rfc3339(&w.t_utc)
+            .map_err(|e| FormatError::invalid(path, format!("line {}: {e}", i + 1)))?;
+        pulses.push(Pulse {
+            id: PulseId(w.id.unwrap_or_else(|| format!("{name}:{}", i + 1))),
+            sensor: SensorId(w.sensor),
+            t,
+            snr_db: w.snr_db,
+            level_db_spl: w.peak_db_spl,
+        });
+    }
+    Ok(pulses)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn reads_a_mixed_scene() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("scene.json"),
+            r#"{"name":"t","frame":"local","origin":{"lat":40.4406,"lon":-79.9959,"alt_m":250.0},
+               "weather":{"temperature_c":4.0},
+               "sensors":[{"id":"S01","x":0.0,"y":0.0,"z":12.0},{"id":"S02","lat":40.4410,"lon":-79.9950,"alt_m":262.0}],
+               "pulses":"pulses.jsonl"}"#,
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("pulses.jsonl"),
+            "{\"sensor\":\"S01\",\"t_utc\":\"2026-07-04T21:30:00.1Z\",\"snr_db\":12.5}\n\n{\"sensor\":\"S02\",\"t_utc\":\"2026-07-04T21:30:00.2Z\"}\n",
+        )
+        .unwrap();
+        let input = read_scene(dir.path()).unwrap();
+        assert_eq!(input.sensors.len(), 2);
+        assert!(
+            (input.sensors[1].position.y - 44.4).abs() < 0.5,
+            "{:?}",
+            input.sensors[1]
+        );
+        assert!((input.sensors[1].position.z - 12.0).abs() < 0.01);
+        assert_eq!(input.pulses[1].id.0, "pulses.jsonl:3");
+        assert_eq!(input.weather.temperature_c, Some(4.0));
+    }
+
+    #[test]
+    fn bad_lines_are_named() {
+        let e = parse_pulses_jsonl(
+            Path::new("pulses.jsonl"),
+            "{\"sensor\":\"a\",\"t_utc\":\"2026-01-01T00:00:00Z\"}\n{oops}\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("line 2"), "{e}");
+    }
+
+    proptest! {
+        #[test]
+        fn jsonl_never_panics(text in "(\\{.{0,60}\\}\n){0,5}") {
+            let _ = parse_pulses_jsonl(Path::new("p.jsonl"), &text);
+        }
+    }
+}

@@ -1,0 +1,457 @@
+//! Association: which pulses belong to which shot.
+//!
+//! Around a real shot, most pulses are echoes or unrelated noise. A shot's direct
+//! (near-line-of-sight) arrivals are the ones that agree with a single source
+//! point and emission time; echoes come from a different apparent source at each
+//! sensor and do not (Tech Note 098 §II.A). So association is a search for the
+//! largest mutually consistent sets, taken greedily, largest first:
+//!
+//! 1. Physical gate. Two pulses at sensors d apart can come from one shot only if
+//!    |t_i − t_j| ≤ d / c + tolerance.
+//! 2. Hypotheses. Every unused pulse is tried as an *anchor*: the first arrival of
+//!    its shot. With two more gate-consistent pulses at other nearby sensors, the
+//!    exact three-arrival solution ([`crate::start::triple_2d`]) proposes a source
+//!    and emission time.
+//! 3. Support. A hypothesis is scored by how many sensors within range have an
+//!    unused pulse within the tolerance of its predicted arrival.
+//! 4. Refinement. The best-supported hypothesis is refined: gather each sensor's
+//!    consistent pulse, solve robustly, gather again with the better solution,
+//!    until the set is stable; arrivals beyond the tolerance are dropped.
+//! 5. Consumption. An accepted shot uses each of its pulses, so no pulse serves
+//!    two shots, and the next-best hypothesis is taken, until none has the
+//!    minimum support.
+//!
+//! Echo rule: at each sensor the *earliest* pulse within the tolerance window is
+//! taken, never a later one, because an echo always travels a longer path than the
+//! direct sound and so arrives after it.
+//!
+//! Cost. Hypotheses use only pulses within one sensor-to-sensor travel time of the
+//! anchor, at the nearest sensors, so the work per pulse is bounded by the local
+//! density of sensors and pulses, not by the size of the network or the night.
+//! After a shot is accepted only the anchors whose best hypothesis used one of its
+//! pulses are recomputed.
+
+use model::{Class, Shot, ShotArrival};
+
+use crate::config::LocateConfig;
+use crate::input::PulseSet;
+use crate::medium::Medium;
+use crate::solve::{self, Arrivals, Solution};
+use crate::start::{self, Candidate, TimedPoint};
+
+/// Sensors whose pulses seed hypotheses for one anchor: the nearest ones that have
+/// a gate-consistent pulse. Ten sensors give 45 pairs, plenty to find three good
+/// arrivals when one shot is heard by 4–20 sensors.
+const HYPOTHESIS_SENSORS: usize = 10;
+
+/// A proposed shot and its support.
+#[derive(Debug, Clone)]
+struct Hypothesis {
+    candidate: Candidate,
+    /// How many hypotheses the anchor's search scored (for the look-elsewhere correction).
+    trials: usize,
+    /// Supporting pulse indices, one per sensor.
+    support: Vec<usize>,
+    /// Sum of squared residuals of the support, s².
+    sum_sq_s2: f64,
+}
+
+impl Hypothesis {
+    /// Better: more sensors, then smaller residuals.
+    fn better_than(&self, other: &Hypothesis) -> bool {
+        self.support.len() > other.support.len()
+            || self.support.len() == other.support.len() && self.sum_sq_s2 < other.sum_sq_s2
+    }
+}
+
+struct Search<'a> {
+    set: &'a PulseSet,
+    medium: &'a Medium,
+    config: &'a LocateConfig,
+    used: Vec<bool>,
+    /// Per sensor: other reporting sensors within 2 × max range, nearest first, with distances.
+    neighbours: Vec<Vec<(usize, f64)>>,
+}
+
+/// Finds every shot in the set, in time order.
+pub fn find_shots(set: &PulseSet, medium: &Medium, config: &LocateConfig) -> Vec<Shot> {
+    let n = set.pulses().len();
+    let mut search = Search {
+        set,
+        medium,
+        config,
+        used: vec![false; n],
+        neighbours: neighbours(set, config),
+    };
+    let mut cache: Vec<Option<Hypothesis>> = vec![None; n];
+    let mut dirty = vec![true; n];
+    let mut exhausted = vec![false; n];
+    let mut trials = vec![0usize; n];
+    let mut shots: Vec<(Solution, Vec<usize>)> = Vec::new();
+    loop {
+        for a in 0..n {
+            if dirty[a] && !search.used[a] && !exhausted[a] {
+                cache[a] = search.best_hypothesis(a);
+                trials[a] = trials[a].max(cache[a].as_ref().map_or(0, |h| h.trials));
+                dirty[a] = false;
+            }
+        }
+        let mut best: Option<usize> = None;
+        for a in 0..n {
+            if search.used[a] || exhausted[a] {
+                continue;
+            }
+            if let Some(h) = &cache[a] {
+                if h.support.len() >= config.min_sensors
+                    && best.is_none_or(|b| cache[b].as_ref().is_none_or(|bh| h.better_than(bh)))
+                {
+                    best = Some(a);
+                }
+            }
+        }
+        let Some(anchor) = best else { break };
+        let Some(hypothesis) = cache[anchor].take() else {
+            break;
+        };
+        match search
+            .refine(&hypothesis)
+            .filter(|(solution, pulses)| search.significant(solution, pulses, &trials))
+        {
+            Some((solution, pulses)) => {
+                for &p in &pulses {
+                    search.used[p] = true;
+                }
+                for (a, slot) in cache.iter().enumerate() {
+                    if let Some(h) = slot {
+                        if h.support.iter().any(|&p| search.used[p]) {
+                            dirty[a] = true;
+                        }
+                    }
+                }
+                shots.push((solution, pulses));
+                dirty[anchor] = true;
+            }
+            None => exhausted[anchor] = true,
+        }
+    }
+    let mut out: Vec<Shot> = shots
+        .into_iter()
+        .map(|(s, p)| search.to_shot(&s, &p))
+        .collect();
+    out.sort_by(|a, b| a.t_emit.cmp(&b.t_emit));
+    out
+}
+
+/// Neighbour lists through a uniform grid of cells 2 × max range wide, so building
+/// them costs O(sensors × local density), not O(sensors²).
+fn neighbours(set: &PulseSet, config: &LocateConfig) -> Vec<Vec<(usize, f64)>> {
+    use std::collections::HashMap;
+    let reach = 2.0 * config.max_range_m;
+    let cell = |i: usize| {
+        let p = set.sensor_position(i);
+        ((p.x / reach).floor() as i64, (p.y / reach).floor() as i64)
+    };
+    let reporting: Vec<usize> = (0..set.sensors().len())
+        .filter(|&i| !set.pulses_of_sensor(i).is_empty())
+        .collect();
+    let mut grid: HashMap<(i64, i64), Vec<usize>> = HashMap::new();
+    for &i in &reporting {
+        grid.entry(cell(i)).or_default().push(i);
+    }
+    let mut out = vec![Vec::new(); set.sensors().len()];
+    for &i in &reporting {
+        let (cx, cy) = cell(i);
+        let pi = set.sensor_position(i);
+        let list = &mut out[i];
+        for dx in -1..=1 {
+            for dy in -1..=1 {
+                for &j in grid.get(&(cx + dx, cy + dy)).map_or(&[][..], |v| v) {
+                    let d = pi.distance(set.sensor_position(j));
+                    if j != i && d <= reach {
+                        list.push((j, d));
+                    }
+                }
+            }
+        }
+        list.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
+    }
+    out
+}
+
+impl Search<'_> {
+    fn t(&self, pulse: usize) -> f64 {
+        self.set.refs()[pulse].t_s
+    }
+
+    fn sensor(&self, pulse: usize) -> usize {
+        self.set.refs()[pulse].sensor
+    }
+
+    fn timed(&self, pulse: usize) -> TimedPoint {
+        TimedPoint {
+            position: self.set.sensor_position(self.sensor(pulse)),
+            t_s: self.t(pulse),
+        }
+    }
+
+    /// The earliest unused pulse of `sensor` in [lo, hi], seconds.
+    fn earliest_in(&self, sensor: usize, lo: f64, hi: f64) -> Option<usize> {
+        let list = self.set.pulses_of_sensor(sensor);
+        let start = list.partition_point(|&p| self.t(p) < lo);
+        list[start..]
+            .iter()
+            .copied()
+            .take_while(|&p| self.t(p) <= hi)
+            .find(|&p| !self.used[p])
+    }
+
+    /// Unused pulses of `sensor` in [lo, hi].
+    fn unused_in(&self, sensor: usize, lo: f64, hi: f64) -> impl Iterator<Item = usize> + '_ {
+        let list = self.set.pulses_of_sensor(sensor);
+        let start = list.partition_point(|&p| self.t(p) < lo);
+        list[start..]
+            .iter()
+            .copied()
+            .take_while(move |&p| self.t(p) <= hi)
+            .filter(|&p| !self.used[p])
+    }
+
+    fn best_hypothesis(&self, anchor: usize) -> Option<Hypothesis> {
+        let tol = self.config.consistency_tolerance_s;
+        let c = self.medium.speed_of_sound_m_s;
+        let (sa, ta) = (self.sensor(anchor), self.t(anchor));
+        // Gate-consistent pulses at the nearest sensors, taking the anchor as the
+        // shot's first arrival (so later pulses only, up to the travel time between).
+        let mut candidates: Vec<usize> = Vec::new();
+        let mut sensors_used = 0;
+        for &(s, d) in &self.neighbours[sa] {
+            let before = candidates.len();
+            candidates.extend(self.unused_in(s, ta - tol, ta + d / c + tol));
+            if candidates.len() > before {
+                sensors_used += 1;
+                if sensors_used == HYPOTHESIS_SENSORS {
+                    break;
+                }
+            }
+        }
+        let a = self.timed(anchor);
+        let mut best: Option<Hypothesis> = None;
+        let mut trials = 0;
+        for (i, &b) in candidates.iter().enumerate() {
+            for &d in &candidates[i + 1..] {
+                let (sb, sd) = (self.sensor(b), self.sensor(d));
+                if sb == sd {
+                    continue;
+                }
+                let dist = self
+                    .set
+                    .sensor_position(sb)
+                    .distance(self.set.sensor_position(sd));
+                if (self.t(b) - self.t(d)).abs() > dist / c + tol {
+                    continue;
+                }
+                for candidate in start::triple_2d([a, self.timed(b), self.timed(d)], c) {
+                    if candidate.position.distance_2d(a.position) > self.config.max_range_m {
+                        continue;
+                    }
+                    trials += 1;
+                    let h = self.score(candidate, sa, anchor);
+                    if best.as_ref().is_none_or(|bh| h.better_than(bh)) {
+                        best = Some(h);
+                    }
+                }
+            }
+        }
+        best.map(|h| Hypothesis { trials, ..h })
+    }
+
+    /// Support of a hypothesis that includes `anchor` at sensor `sa`.
+    fn score(&self, candidate: Candidate, sa: usize, anchor: usize) -> Hypothesis {
+        let tol = self.config.consistency_tolerance_s;
+        let mut support = vec![anchor];
+        let mut sum_sq_s2 = 0.0;
+        let source = candidate.position;
+        for &(s, _) in &self.neighbours[sa] {
+            let position = self.set.sensor_position(s);
+            if position.distance_2d(source) > self.config.max_range_m {
+                continue;
+            }
+            let predicted = candidate.t0_s + self.medium.travel_time(source, position).0;
+            if let Some(p) = self.earliest_in(s, predicted - tol, predicted + tol) {
+                support.push(p);
+                sum_sq_s2 += (self.t(p) - predicted).powi(2);
+            }
+        }
+        Hypothesis {
+            candidate,
+            trials: 1,
+            support,
+            sum_sq_s2,
+        }
+    }
+
+    /// The significance test of [`crate::significance`] for a refined shot.
+    fn significant(&self, solution: &Solution, pulses: &[usize], trials: &[usize]) -> bool {
+        use crate::significance::{
+            chance_match, expected_false_shots, FALSE_ALARM_BUDGET, RATE_WINDOW_S,
+        };
+        let tol = self.config.consistency_tolerance_s;
+        let refs = self.set.refs();
+        let (t_first, t_last) = (refs[0].t_s, refs[refs.len() - 1].t_s);
+        let source = solution.position;
+        let supporting: Vec<(usize, f64)> = pulses
+            .iter()
+            .zip(&solution.residuals_s)
+            .map(|(&p, &r)| (self.sensor(p), r))
+            .collect();
+        let (mut p_supporting, mut p_silent) = (Vec::new(), Vec::new());
+        for s in 0..self.set.sensors().len() {
+            let position = self.set.sensor_position(s);
+            if position.distance_2d(source) > self.config.max_range_m
+                || self.set.pulses_of_sensor(s).is_empty()
+            {
+                continue;
+            }
+            let predicted = solution.t0_s + self.medium.travel_time(source, position).0;
+            // The window, clipped to the span the data cover (but never shorter
+            // than one second, so a lone pulse does not look like a high rate).
+            let (lo, hi) = (
+                (predicted - RATE_WINDOW_S).max(t_first),
+                (predicted + RATE_WINDOW_S).min(t_last),
+            );
+            let list = self.set.pulses_of_sensor(s);
+            let count = list.partition_point(|&p| self.t(p) <= hi)
+                - list.partition_point(|&p| self.t(p) < lo);
+            let rate_hz = count as f64 / (hi - lo).max(1.0);
+            match supporting.iter().find(|(sensor, _)| *sensor == s) {
+                // A chance pulse would have had to fit as well as this one did
+                // (but no better than the scatter of real urban arrivals).
+                Some((_, r)) => p_supporting.push(chance_match(
+                    rate_hz,
+                    r.abs().max(self.config.prior_arrival_sigma_s),
+                )),
+                None => p_silent.push(chance_match(rate_hz, tol)),
+            }
+        }
+        let reach = 2.0 * self.config.max_range_m / self.medium.speed_of_sound_m_s;
+        let (lo, hi) = (solution.t0_s - reach, solution.t0_s + reach);
+        let start = refs.partition_point(|r| r.t_s < lo);
+        let tried: usize = (start..refs.len())
+            .take_while(|&i| refs[i].t_s <= hi)
+            .map(|i| trials[i])
+            .sum();
+        let expected = expected_false_shots(&p_supporting, &p_silent, tried);
+        if std::env::var_os("SHOTFIX_DEBUG_SIGNIFICANCE").is_some() {
+            eprintln!(
+                "significance: k={} silent={} trials={} expected={:e}",
+                p_supporting.len(),
+                p_silent.len(),
+                tried,
+                expected
+            );
+        }
+        expected <= FALSE_ALARM_BUDGET
+    }
+
+    /// Each reporting sensor's earliest unused pulse consistent with `candidate`.
+    fn gather(&self, candidate: Candidate, tolerance_s: f64) -> Vec<usize> {
+        let mut out = Vec::new();
+        for s in 0..self.set.sensors().len() {
+            let position = self.set.sensor_position(s);
+            if self.set.pulses_of_sensor(s).is_empty()
+                || position.distance_2d(candidate.position) > self.config.max_range_m
+            {
+                continue;
+            }
+            let predicted =
+                candidate.t0_s + self.medium.travel_time(candidate.position, position).0;
+            if let Some(p) = self.earliest_in(s, predicted - tolerance_s, predicted + tolerance_s) {
+                out.push(p);
+            }
+        }
+        out
+    }
+
+    fn solve(&self, pulses: &[usize], hint: Candidate) -> Option<Solution> {
+        let arrivals = Arrivals::new(pulses.iter().map(|&p| self.timed(p)).collect()).ok()?;
+        solve::solve(&arrivals, self.medium, self.config, &[hint])
+    }
+
+    /// Gather, solve and gather again until the pulse set is stable.
+    fn refine(&self, hypothesis: &Hypothesis) -> Option<(Solution, Vec<usize>)> {
+        let tol = self.config.consistency_tolerance_s;
+        let mut pulses = hypothesis.support.clone();
+        pulses.sort_unstable();
+        let mut solution = self.solve(&pulses, hypothesis.candidate)?;
+        for _ in 0..6 {
+            let here = Candidate {
+                position: solution.position,
+                t0_s: solution.t0_s,
+            };
+            let mut next = self.gather(here, tol);
+            next.sort_unstable();
+            if next.len() < self.config.min_sensors {
+                return None;
+            }
+            if next == pulses {
+                break;
+            }
+            pulses = next;
+            solution = self.solve(&pulses, here)?;
+        }
+        // Drop what the final solution does not explain, and solve once more.
+        let keep: Vec<usize> = pulses
+            .iter()
+            .zip(&solution.residuals_s)
+            .filter(|(_, r)| r.abs() <= tol)
+            .map(|(&p, _)| p)
+            .collect();
+        if keep.len() < self.config.min_sensors {
+            return None;
+        }
+        if keep.len() != pulses.len() {
+            let here = Candidate {
+                position: solution.position,
+                t0_s: solution.t0_s,
+            };
+            solution = self.solve(&keep, here)?;
+            pulses = keep;
+        }
+        Some((solution, pulses))
+    }
+
+    fn to_shot(&self, solution: &Solution, pulses: &[usize]) -> Shot {
+        let epoch = self.set.epoch();
+        let mut arrivals: Vec<ShotArrival> = pulses
+            .iter()
+            .zip(solution.residuals_s.iter().zip(&solution.weights))
+            .map(|(&p, (&residual_s, &weight))| {
+                let pulse = &self.set.pulses()[p];
+                ShotArrival {
+                    pulse: pulse.id.clone(),
+                    sensor: pulse.sensor.clone(),
+                    t: pulse.t,
+                    residual_s,
+                    range_m: self
+                        .set
+                        .sensor_position(self.sensor(p))
+                        .distance_2d(solution.position),
+                    weight,
+                }
+            })
+            .collect();
+        arrivals.sort_by(|a, b| a.t.cmp(&b.t).then_with(|| a.sensor.cmp(&b.sensor)));
+        let cov = &solution.covariance;
+        Shot {
+            t_emit: epoch.offset_by_seconds(solution.t0_s),
+            position: solution.position,
+            covariance_m2: std::array::from_fn(|i| std::array::from_fn(|j| cov[(i, j)])),
+            t_sigma_s: cov[(3, 3)].max(0.0).sqrt(),
+            err95_m: solution.err95_m,
+            rms_residual_s: solution.rms_residual_s(),
+            arrivals,
+            class: Class::Unknown,
+            confidence: 0.0,
+        }
+    }
+}

@@ -1,0 +1,143 @@
+//! Incidents: shots close in space and time, with rounds and shooters counted.
+//!
+//! A shot joins the latest open incident when it comes within
+//! `incident_gap_s` of that incident's last shot and within `incident_radius_m`
+//! of any of its shots; otherwise it opens a new one. Rounds are the shots.
+//! Shooters are the groups of shots that are clearly apart: single-linkage
+//! clustering where two shots link when they are closer than both
+//! `shooter_separation_m` and their combined 95 % radii.
+//!
+//! An incident's id is stable for the same input: a hash of the ids of the pulses
+//! its shots used, prefixed by the first shot's time.
+
+use model::{Class, Incident, Shot};
+use sha2::{Digest, Sha256};
+
+use crate::config::LocateConfig;
+
+/// Groups time-ordered shots into incidents.
+pub fn build_incidents(mut shots: Vec<Shot>, config: &LocateConfig) -> Vec<Incident> {
+    shots.sort_by(|a, b| a.t_emit.cmp(&b.t_emit));
+    let mut groups: Vec<Vec<Shot>> = Vec::new();
+    for shot in shots {
+        let joins = groups.iter().rposition(|g| {
+            let last = g.last().map_or(shot.t_emit, |s| s.t_emit);
+            shot.t_emit.seconds_since(last) <= config.incident_gap_s
+                && g.iter()
+                    .any(|s| s.position.distance_2d(shot.position) <= config.incident_radius_m)
+        });
+        match joins {
+            Some(i) => groups[i].push(shot),
+            None => groups.push(vec![shot]),
+        }
+    }
+    let mut incidents: Vec<Incident> = groups
+        .into_iter()
+        .map(|shots| incident(shots, config))
+        .collect();
+    incidents.sort_by(|a, b| a.shots[0].t_emit.cmp(&b.shots[0].t_emit));
+    incidents
+}
+
+fn incident(shots: Vec<Shot>, config: &LocateConfig) -> Incident {
+    let mut hasher = Sha256::new();
+    for shot in &shots {
+        for a in &shot.arrivals {
+            hasher.update(a.pulse.0.as_bytes());
+            hasher.update([0u8]);
+        }
+        hasher.update([1u8]);
+    }
+    let digest = hasher.finalize();
+    let hex: String = digest[..6].iter().map(|b| format!("{b:02x}")).collect();
+    let first = chrono_compact(&shots[0].t_emit.to_rfc3339());
+    Incident {
+        id: format!("{first}-{hex}"),
+        class: Class::Unknown,
+        confidence: 0.0,
+        rounds: shots.len(),
+        shooters: count_shooters(&shots, config),
+        automatic: false,
+        shots,
+    }
+}
+
+/// `2018-12-19T00:49:26.612Z` → `20181219T004926.612Z`.
+fn chrono_compact(rfc3339: &str) -> String {
+    rfc3339.chars().filter(|c| *c != '-' && *c != ':').collect()
+}
+
+/// The number of clearly distinct shooting positions.
+pub fn count_shooters(shots: &[Shot], config: &LocateConfig) -> usize {
+    let n = shots.len();
+    let mut parent: Vec<usize> = (0..n).collect();
+    fn root(parent: &mut [usize], mut i: usize) -> usize {
+        while parent[i] != i {
+            parent[i] = parent[parent[i]];
+            i = parent[i];
+        }
+        i
+    }
+    for i in 0..n {
+        for j in i + 1..n {
+            let d = shots[i].position.distance_2d(shots[j].position);
+            let combined = shots[i].err95_m.hypot(shots[j].err95_m);
+            if d < config.shooter_separation_m.max(combined) {
+                let (ri, rj) = (root(&mut parent, i), root(&mut parent, j));
+                parent[ri] = rj;
+            }
+        }
+    }
+    (0..n).filter(|&i| root(&mut parent, i) == i).count()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use model::{Point3, UtcNanos};
+
+    fn shot(t_s: f64, x: f64, err95_m: f64) -> Shot {
+        Shot {
+            t_emit: UtcNanos((t_s * 1e9) as i64),
+            position: Point3::new(x, 0.0, 0.0),
+            covariance_m2: [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]],
+            t_sigma_s: 0.001,
+            err95_m,
+            rms_residual_s: 0.001,
+            arrivals: vec![],
+            class: Class::Unknown,
+            confidence: 0.0,
+        }
+    }
+
+    #[test]
+    fn groups_by_time_and_place_and_counts_shooters() {
+        let config = LocateConfig::default();
+        let shots = vec![
+            shot(0.0, 0.0, 3.0),
+            shot(0.6, 1.5, 3.0),
+            shot(1.1, 40.0, 3.0),    // a second shooter across the street
+            shot(100.0, 0.0, 3.0),   // much later: a new incident
+            shot(100.5, 900.0, 3.0), // far away at the same time: another incident
+        ];
+        let incidents = build_incidents(shots, &config);
+        assert_eq!(incidents.len(), 3);
+        assert_eq!((incidents[0].rounds, incidents[0].shooters), (3, 2));
+        assert_eq!((incidents[1].rounds, incidents[1].shooters), (1, 1));
+        assert_eq!(incidents[2].rounds, 1);
+    }
+
+    #[test]
+    fn uncertain_shots_are_not_counted_as_extra_shooters() {
+        let config = LocateConfig::default();
+        // 30 m apart but each only known to ±40 m: not clearly distinct.
+        assert_eq!(
+            count_shooters(&[shot(0.0, 0.0, 40.0), shot(1.0, 30.0, 40.0)], &config),
+            1
+        );
+        assert_eq!(
+            count_shooters(&[shot(0.0, 0.0, 2.0), shot(1.0, 30.0, 2.0)], &config),
+            2
+        );
+    }
+}

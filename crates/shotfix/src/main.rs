@@ -1,0 +1,73 @@
+//! The `shotfix` command line.
+//!
+//! Exit status: 0 on success; 1 when the input cannot be used (missing or
+//! malformed files, too few sensors), with one line on stderr; 2 for a command
+//! line that does not parse. Nothing partial is ever written to stdout.
+
+mod eval;
+mod locate_cmd;
+mod output;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "shotfix",
+    version,
+    about = "Open, auditable acoustic gunshot detection and location"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Find and locate shots from measured pulse arrival times (a research-layout test folder or a scene folder).
+    Locate {
+        path: PathBuf,
+        /// Print one JSON document (CONTRACT.md §4) instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Score shotfix against data with known answers.
+    #[command(subcommand)]
+    Eval(EvalCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum EvalCommand {
+    /// Locate every live-fire test under DIR (FPn/test_NNN folders) from raw pulses and score against the surveys.
+    Pittsburgh {
+        #[arg(default_value = "../shared/data/pittsburgh-dev")]
+        dir: PathBuf,
+        /// Also print every shot of every test.
+        #[arg(long)]
+        verbose: bool,
+        /// Print the results as JSON instead of tables.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Locate { path, json } => locate_cmd::run(&path, json),
+        Command::Eval(EvalCommand::Pittsburgh { dir, verbose, json }) => {
+            eval::pittsburgh(&dir, verbose, json)
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One line: the cause chain joined.
+            let chain: Vec<String> = e.chain().map(|c| c.to_string()).collect();
+            eprintln!("shotfix: error: {}", chain.join(": "));
+            ExitCode::from(1)
+        }
+    }
+}
