@@ -138,7 +138,7 @@ pub fn find_shots(set: &PulseSet, medium: &Medium, config: &LocateConfig) -> Vec
         .into_iter()
         .map(|(s, p)| search.to_shot(&s, &p))
         .collect();
-    out.sort_by(|a, b| a.t_emit.cmp(&b.t_emit));
+    out.sort_by_key(|s| s.t_emit);
     out
 }
 

@@ -17,7 +17,7 @@ use crate::config::LocateConfig;
 
 /// Groups time-ordered shots into incidents.
 pub fn build_incidents(mut shots: Vec<Shot>, config: &LocateConfig) -> Vec<Incident> {
-    shots.sort_by(|a, b| a.t_emit.cmp(&b.t_emit));
+    shots.sort_by_key(|s| s.t_emit);
     let mut groups: Vec<Vec<Shot>> = Vec::new();
     for shot in shots {
         let joins = groups.iter().rposition(|g| {

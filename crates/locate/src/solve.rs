@@ -332,18 +332,12 @@ fn fit(
     let residuals_s = residuals(points, medium, &x);
     // The arrival-time scatter, from the weighted residuals: x, y and t₀ are fixed by
     // the arrivals (z mostly by its prior), so n − 3 degrees of freedom.
-    let n_eff: f64 = weights.iter().sum();
+    // The unweighted residuals: down-weighted arrivals still say how scattered
+    // urban arrivals are, and leaving them out would make err95 overconfident.
     let dof = (points.len() as i64 - 3).max(0) as usize;
     let (sigma_s, dof) = if dof >= 1 {
-        let ss: f64 = residuals_s
-            .iter()
-            .zip(&weights)
-            .map(|(r, w)| w * r * r)
-            .sum();
-        let s2 = ss
-            / (n_eff - 3.0)
-                .max(dof as f64 * n_eff / points.len() as f64)
-                .max(1e-9);
+        let ss: f64 = residuals_s.iter().map(|r| r * r).sum();
+        let s2 = ss / dof as f64;
         (s2.sqrt().max(config.min_arrival_sigma_s), Some(dof))
     } else {
         (sigma_n, None)
@@ -411,9 +405,11 @@ mod tests {
             &[],
         )
         .unwrap();
-        assert!(sol.position.distance_2d(source) < 1e-3, "{sol:?}");
-        assert!((sol.t0_s - 2.0).abs() < 1e-5);
-        assert!(sol.residuals_s.iter().all(|r| r.abs() < 1e-5));
+        // The height prior (at the nearest sensors' height, not the source's) costs
+        // centimetres horizontally on exact data.
+        assert!(sol.position.distance_2d(source) < 0.05, "{sol:?}");
+        assert!((sol.t0_s - 2.0).abs() < 1e-4);
+        assert!(sol.residuals_s.iter().all(|r| r.abs() < 2e-4));
     }
 
     #[test]
@@ -425,7 +421,11 @@ mod tests {
         let source = Point3::new(-120.0, 90.0, 5.0);
         let arrivals = exact(source, 0.5, &ring(), &medium);
         let windy = solve(&arrivals, &medium, &LocateConfig::default(), &[]).unwrap();
-        assert!(windy.position.distance_2d(source) < 1e-3);
+        assert!(
+            windy.position.distance_2d(source) < 0.05,
+            "{:?}",
+            windy.position
+        );
         // Ignoring that same wind moves the answer by metres.
         let naive = solve(
             &arrivals,

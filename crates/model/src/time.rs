@@ -34,9 +34,9 @@ impl UtcNanos {
     pub fn to_rfc3339(self) -> String {
         let dt = chrono::DateTime::from_timestamp_nanos(self.0);
         let nanos = dt.timestamp_subsec_nanos();
-        let format = if nanos % 1_000_000 == 0 {
+        let format = if nanos.is_multiple_of(1_000_000) {
             chrono::SecondsFormat::Millis
-        } else if nanos % 1_000 == 0 {
+        } else if nanos.is_multiple_of(1_000) {
             chrono::SecondsFormat::Micros
         } else {
             chrono::SecondsFormat::Nanos

@@ -1,0 +1,245 @@
+//! End-to-end tests of the `shotfix` binary: the stable interfaces of CONTRACT.md.
+//!
+//! Contents:
+//! 1. `locate_real_test_folder`: Pittsburgh FP1 test_001, three rounds, JSON shape.
+//! 2. `locate_never_reads_the_answers`: the same output without the answer files.
+//! 3. `locate_is_deterministic`: ids and output stable for the same input.
+//! 4. `bad_input_is_one_line_and_non_zero`: missing, malformed, too few sensors,
+//!    duplicate ids, non-finite numbers: exit 1, one line on stderr, nothing on stdout.
+//! 5. `locate_wgs84_scene`: a scene folder in latitude/longitude.
+//! 6. `eval_pittsburgh_scores_a_position`: the evaluation on one firing position.
+
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn data() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/pittsburgh-dev")
+}
+
+fn shotfix(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_shotfix"))
+        .args(args)
+        .output()
+        .expect("run shotfix")
+}
+
+fn json(out: &Output) -> serde_json::Value {
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("one JSON document")
+}
+
+#[test]
+fn locate_real_test_folder() {
+    let dir = data().join("FP1/test_001");
+    let doc = json(&shotfix(&["locate", dir.to_str().unwrap(), "--json"]));
+    assert_eq!(doc["frame"], "local");
+    let incidents = doc["incidents"].as_array().unwrap();
+    assert_eq!(incidents.len(), 1, "{doc:#}");
+    let inc = &incidents[0];
+    assert_eq!(inc["rounds"], 3);
+    assert_eq!(inc["shooters"], 1);
+    assert_eq!(inc["class"], "unknown");
+    // Scored against the survey (test code may read answers; the binary may not).
+    let survey: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("test_001.survey.json")).unwrap())
+            .unwrap();
+    let (sx, sy) = (
+        survey["survey_location"]["x"].as_f64().unwrap(),
+        survey["survey_location"]["y"].as_f64().unwrap(),
+    );
+    let mut last = String::new();
+    for shot in inc["shots"].as_array().unwrap() {
+        let e = (shot["x"].as_f64().unwrap() - sx).hypot(shot["y"].as_f64().unwrap() - sy);
+        assert!(e < 5.0, "shot {e:.1} m from the survey");
+        let t = shot["t_utc"].as_str().unwrap().to_owned();
+        assert!(t > last && t.starts_with("2018-12-19T00:49:") && t.ends_with('Z'));
+        last = t;
+        assert!(shot["err95_m"].as_f64().unwrap() > 0.0);
+        assert!(shot["sensors"].as_array().unwrap().len() >= 10);
+        assert_eq!(
+            shot["sensors"].as_array().unwrap().len(),
+            shot["arrivals"].as_array().unwrap().len()
+        );
+    }
+}
+
+#[test]
+fn locate_never_reads_the_answers() {
+    let src = data().join("FP2/test_019");
+    let tmp = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(&src).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_str().unwrap().to_owned();
+        if !name.ends_with(".survey.json") && !name.ends_with(".nlos-tuples.json") {
+            std::fs::copy(&path, tmp.path().join(&name)).unwrap();
+        }
+    }
+    let with = shotfix(&["locate", src.to_str().unwrap(), "--json"]);
+    let without = shotfix(&["locate", tmp.path().to_str().unwrap(), "--json"]);
+    assert!(without.status.success());
+    assert_eq!(with.stdout, without.stdout);
+}
+
+#[test]
+fn locate_is_deterministic() {
+    let dir = data().join("FP4/test_057");
+    let a = shotfix(&["locate", dir.to_str().unwrap(), "--json"]);
+    let b = shotfix(&["locate", dir.to_str().unwrap(), "--json"]);
+    assert_eq!(a.stdout, b.stdout);
+    assert!(!json(&a)["incidents"][0]["id"].as_str().unwrap().is_empty());
+}
+
+fn assert_bad(dir: &Path, expect: &str) {
+    let out = shotfix(&["locate", dir.to_str().unwrap(), "--json"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(out.stdout.is_empty(), "partial stdout");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with("shotfix: error:") && stderr.contains(expect),
+        "{stderr}"
+    );
+}
+
+fn folder_with(pulses: &str) -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("t.allpulses.json"), pulses).unwrap();
+    tmp
+}
+
+fn pulse(id: &str, sensor: &str, x: &str, t: &str) -> String {
+    format!(
+        r#"{{"pulse_uuid":"{id}","serial_number":"{sensor}","arrival_time_utc":"2018-12-19T00:49:{t}Z","location":{{"x":{x},"y":0,"z":0}},"signal_to_noise_dB":10,"power_dB_SPL":80}}"#
+    )
+}
+
+#[test]
+fn bad_input_is_one_line_and_non_zero() {
+    assert_bad(Path::new("/nonexistent/folder"), "No such file");
+    let empty = tempfile::tempdir().unwrap();
+    assert_bad(empty.path(), "not a research-layout test folder");
+    assert_bad(folder_with("[{").path(), "malformed JSON");
+    let two = format!(
+        "[{},{}]",
+        pulse("a", "S1", "0", "27.000"),
+        pulse("b", "S2", "100", "27.100")
+    );
+    assert_bad(folder_with(&two).path(), "at least 3");
+    let dup = format!(
+        "[{},{},{}]",
+        pulse("a", "S1", "0", "27.000"),
+        pulse("a", "S2", "100", "27.100"),
+        pulse("c", "S3", "300", "27.200")
+    );
+    assert_bad(folder_with(&dup).path(), "occurs more than once");
+    let inf = format!(
+        "[{},{},{}]",
+        pulse("a", "S1", "1e999", "27.000"),
+        pulse("b", "S2", "100", "27.100"),
+        pulse("c", "S3", "300", "27.200")
+    );
+    assert_bad(folder_with(&inf).path(), "t.allpulses.json");
+    let bad_time = format!("[{}]", pulse("a", "S1", "0", "99.000"));
+    assert_bad(folder_with(&bad_time).path(), "bad UTC timestamp");
+    let file = folder_with("[]");
+    assert_bad(&file.path().join("t.allpulses.json"), "expected a folder");
+    // A scene that names a missing pulses file.
+    let scene = tempfile::tempdir().unwrap();
+    std::fs::write(
+        scene.path().join("scene.json"),
+        r#"{"frame":"local","sensors":[],"pulses":"p.jsonl"}"#,
+    )
+    .unwrap();
+    assert_bad(scene.path(), "p.jsonl");
+}
+
+#[test]
+fn locate_wgs84_scene() {
+    // Six sensors around a shot at a known latitude/longitude; arrival times from the
+    // geometry (15 °C: c = 340.3 m/s), built through the local frame so the test
+    // checks the round trip.
+    let origin = model::Geodetic {
+        lat_deg: 40.4406,
+        lon_deg: -79.9959,
+        alt_m: 250.0,
+    };
+    let frame = model::LocalFrame::new(origin);
+    let source = model::Point3::new(35.0, -20.0, 252.0 - 250.0);
+    let offsets = [
+        (-400.0, 300.0, 12.0),
+        (350.0, 420.0, 20.0),
+        (500.0, -250.0, 8.0),
+        (-300.0, -450.0, 15.0),
+        (50.0, 600.0, 30.0),
+        (-600.0, -50.0, 10.0),
+    ];
+    let c = model::speed_of_sound_m_s(15.0);
+    let mut sensors = Vec::new();
+    let mut pulses = String::new();
+    for (i, (x, y, z)) in offsets.iter().enumerate() {
+        let p = model::Point3::new(*x, *y, *z);
+        let g = frame.to_geodetic(p);
+        sensors.push(format!(
+            r#"{{"id":"S{i}","lat":{},"lon":{},"alt_m":{}}}"#,
+            g.lat_deg, g.lon_deg, g.alt_m
+        ));
+        let t = model::UtcNanos(1_783_200_600_000_000_000)
+            .offset_by_seconds(0.5 + p.distance(source) / c);
+        pulses.push_str(&format!(
+            "{{\"sensor\":\"S{i}\",\"t_utc\":\"{}\"}}\n",
+            t.to_rfc3339()
+        ));
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(
+        tmp.path().join("scene.json"),
+        format!(
+            r#"{{"name":"wgs84 test","frame":"wgs84","origin":{{"lat":{},"lon":{},"alt_m":{}}},"sensors":[{}],"pulses":"pulses.jsonl"}}"#,
+            origin.lat_deg,
+            origin.lon_deg,
+            origin.alt_m,
+            sensors.join(",")
+        ),
+    )
+    .unwrap();
+    std::fs::write(tmp.path().join("pulses.jsonl"), pulses).unwrap();
+    let doc = json(&shotfix(&[
+        "locate",
+        tmp.path().to_str().unwrap(),
+        "--json",
+    ]));
+    assert_eq!(doc["frame"], "wgs84");
+    let shot = &doc["incidents"][0]["shots"][0];
+    let truth = frame.to_geodetic(source);
+    let (dlat_m, dlon_m) = (
+        (shot["lat"].as_f64().unwrap() - truth.lat_deg) * 111_000.0,
+        (shot["lon"].as_f64().unwrap() - truth.lon_deg) * 84_800.0,
+    );
+    assert!(dlat_m.hypot(dlon_m) < 0.5, "{shot:#}");
+}
+
+#[test]
+fn eval_pittsburgh_scores_a_position() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(data().join("FP3"), tmp.path().join("FP3")).unwrap();
+    let out = shotfix(&["eval", "pittsburgh", tmp.path().to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let row = text
+        .lines()
+        .find(|l| l.starts_with("FP3"))
+        .expect("an FP3 row");
+    assert!(row.contains("36/36"), "{row}");
+    let ghosts: usize = row.split_whitespace().nth(3).unwrap().parse().unwrap();
+    assert_eq!(ghosts, 0, "{row}");
+}

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# All of shotfix's checks: formatting, lints, architecture invariants, every test.
+# README.md's test command; .ci/run calls it too.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/shotfix-target}"
+
+if [ ! -d ../shared/data/pittsburgh-dev ]; then
+    echo "error: ../shared/data/pittsburgh-dev is missing: the real data must sit beside the checkout" >&2
+    exit 1
+fi
+
+echo "== format"
+cargo fmt --all -- --check
+
+echo "== architecture invariants"
+# Architecture Invariant: the algorithmic core does no I/O and never depends on an
+# async runtime or network stack (ARCHITECTURE.md).
+for core in model locate; do
+    for banned in tokio async-std reqwest hyper; do
+        if cargo tree -p "$core" -e normal --prefix none 2>/dev/null | grep -q "^$banned v"; then
+            echo "error: core crate $core depends on $banned" >&2
+            exit 1
+        fi
+    done
+done
+# The research-layout reader never opens the answer files.
+if grep -rn --include=*.rs -e 'survey.json' -e 'nlos-tuples' crates/formats/src crates/locate/src crates/model/src | grep -v '^\S*:\s*//' | grep -v '//!' | grep -v '/// ' ; then
+    echo "error: answer files named outside evaluation code" >&2
+    exit 1
+fi
+
+echo "== clippy"
+cargo clippy --release --workspace --all-targets --locked -- -D warnings
+
+echo "== tests"
+cargo test --release --workspace --locked
