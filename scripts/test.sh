@@ -17,15 +17,16 @@ echo "== architecture invariants"
 # Architecture Invariant: the algorithmic core does no I/O and never depends on an
 # async runtime or network stack (ARCHITECTURE.md).
 for core in model locate; do
+    tree="$(cargo tree -p "$core" -e normal --prefix none)"
     for banned in tokio async-std reqwest hyper; do
-        if cargo tree -p "$core" -e normal --prefix none 2>/dev/null | grep -q "^$banned v"; then
+        if grep -q "^$banned v" <<<"$tree"; then
             echo "error: core crate $core depends on $banned" >&2
             exit 1
         fi
     done
 done
 # The research-layout reader never opens the answer files.
-if grep -rn --include=*.rs -e 'survey.json' -e 'nlos-tuples' crates/formats/src crates/locate/src crates/model/src | grep -v '^\S*:\s*//' | grep -v '//!' | grep -v '/// ' ; then
+if grep -rn --include=*.rs -e 'survey.json' -e 'nlos-tuples' crates/formats/src crates/locate/src crates/model/src | grep -vE '^[^:]+:[0-9]+:\s*//'; then
     echo "error: answer files named outside evaluation code" >&2
     exit 1
 fi

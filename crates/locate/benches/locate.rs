@@ -47,17 +47,7 @@ fn bench(c: &mut Criterion) {
         let points: Vec<TimedPoint> = shot
             .arrivals
             .iter()
-            .map(|a| {
-                let i = set
-                    .pulses()
-                    .iter()
-                    .position(|p| p.id == a.pulse)
-                    .expect("pulse");
-                TimedPoint {
-                    position: set.sensor_position(set.refs()[i].sensor),
-                    t_s: set.refs()[i].t_s,
-                }
-            })
+            .map(|a| set.timed_point(set.index_of(&a.pulse).expect("pulse")))
             .collect();
         let arrivals = Arrivals::new(points).expect("arrivals");
         group.bench_with_input(

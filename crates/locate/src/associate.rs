@@ -188,10 +188,7 @@ impl Search<'_> {
     }
 
     fn timed(&self, pulse: usize) -> TimedPoint {
-        TimedPoint {
-            position: self.set.sensor_position(self.sensor(pulse)),
-            t_s: self.t(pulse),
-        }
+        self.set.timed_point(pulse)
     }
 
     /// The earliest unused pulse of `sensor` in [lo, hi], seconds.

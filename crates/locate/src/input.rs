@@ -8,6 +8,8 @@ use std::collections::HashMap;
 
 use model::{Point3, Pulse, PulseId, Sensor, SensorId, UtcNanos};
 
+use crate::start::TimedPoint;
+
 /// Why a set of pulses cannot be located.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum InputError {
@@ -175,6 +177,20 @@ impl PulseSet {
     /// Indices into [`PulseSet::pulses`] of one sensor's pulses, in time order.
     pub fn pulses_of_sensor(&self, sensor: usize) -> &[usize] {
         &self.by_sensor[sensor]
+    }
+
+    /// Pulse `index` as the solver sees it: its sensor's position and its time.
+    pub fn timed_point(&self, index: usize) -> TimedPoint {
+        let r = self.refs[index];
+        TimedPoint {
+            position: self.sensor_position(r.sensor),
+            t_s: r.t_s,
+        }
+    }
+
+    /// The index into [`PulseSet::pulses`] of the pulse with this id.
+    pub fn index_of(&self, id: &PulseId) -> Option<usize> {
+        self.pulses.iter().position(|p| &p.id == id)
     }
 
     /// The reference instant that pulse times (`PulseRef::t_s`) count from.

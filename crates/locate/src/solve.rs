@@ -330,10 +330,10 @@ fn fit(
         return None;
     }
     let residuals_s = residuals(points, medium, &x);
-    // The arrival-time scatter, from the weighted residuals: x, y and t₀ are fixed by
-    // the arrivals (z mostly by its prior), so n − 3 degrees of freedom.
-    // The unweighted residuals: down-weighted arrivals still say how scattered
-    // urban arrivals are, and leaving them out would make err95 overconfident.
+    // The arrival-time scatter, from the unweighted residuals: down-weighted
+    // arrivals still say how scattered urban arrivals are, and leaving them out
+    // would make err95 overconfident. x, y and t₀ are fixed by the arrivals (z
+    // mostly by its prior), so n − 3 degrees of freedom.
     let dof = (points.len() as i64 - 3).max(0) as usize;
     let (sigma_s, dof) = if dof >= 1 {
         let ss: f64 = residuals_s.iter().map(|r| r * r).sum();

@@ -76,6 +76,27 @@ fn objective(
         + ((z - prior.z_m) / prior.sigma_m).powi(2)
 }
 
+/// The minimum of `f` over the square grid centre ± `half_steps` × `step`,
+/// starting from `best` = (value, x, y).
+fn scan(
+    f: &dyn Fn(f64, f64) -> f64,
+    mut best: (f64, f64, f64),
+    centre: (f64, f64),
+    step: f64,
+    half_steps: i32,
+) -> (f64, f64, f64) {
+    for i in -half_steps..=half_steps {
+        for j in -half_steps..=half_steps {
+            let (x, y) = (centre.0 + step * i as f64, centre.1 + step * j as f64);
+            let v = f(x, y);
+            if v < best.0 {
+                best = (v, x, y);
+            }
+        }
+    }
+    best
+}
+
 #[test]
 fn solver_agrees_with_brute_force_grid_search() {
     let mut rng = ChaCha8Rng::seed_from_u64(20181219);
@@ -96,26 +117,8 @@ fn solver_agrees_with_brute_force_grid_search() {
         let z = sol.position.z;
         // Coarse: 1.6 km square in 10 m steps; fine: ±10 m in 0.1 m steps.
         let f = |x: f64, y: f64| objective(&arrivals, &medium, x, y, z, prior, 0.002);
-        let mut best = (f64::INFINITY, 0.0, 0.0);
-        for i in 0..=160 {
-            for j in 0..=160 {
-                let (x, y) = (-800.0 + 10.0 * i as f64, -800.0 + 10.0 * j as f64);
-                let v = f(x, y);
-                if v < best.0 {
-                    best = (v, x, y);
-                }
-            }
-        }
-        let (cx, cy) = (best.1, best.2);
-        for i in -100..=100 {
-            for j in -100..=100 {
-                let (x, y) = (cx + 0.1 * i as f64, cy + 0.1 * j as f64);
-                let v = f(x, y);
-                if v < best.0 {
-                    best = (v, x, y);
-                }
-            }
-        }
+        let coarse = scan(&f, (f64::INFINITY, 0.0, 0.0), (0.0, 0.0), 10.0, 80);
+        let best = scan(&f, coarse, (coarse.1, coarse.2), 0.1, 100);
         let grid = Point3::new(best.1, best.2, z);
         let apart = sol.position.distance_2d(grid);
         // Robust weights may move the answer a little from the plain least-squares

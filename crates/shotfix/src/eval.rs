@@ -153,11 +153,8 @@ fn evaluate_test(dir: &Path) -> anyhow::Result<TestResult> {
             let points: Vec<locate::start::TimedPoint> = tuple
                 .pulse_uuids
                 .iter()
-                .filter_map(|u| set.pulses().iter().position(|p| &p.id.0 == u))
-                .map(|i| locate::start::TimedPoint {
-                    position: set.sensor_position(set.refs()[i].sensor),
-                    t_s: set.refs()[i].t_s,
-                })
+                .filter_map(|u| set.index_of(&model::PulseId(u.clone())))
+                .map(|i| set.timed_point(i))
                 .collect();
             let Ok(arrivals) = locate::solve::Arrivals::new(points) else {
                 continue;

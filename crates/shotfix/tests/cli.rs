@@ -119,33 +119,34 @@ fn pulse(id: &str, sensor: &str, x: &str, t: &str) -> String {
     )
 }
 
+fn array(pulses: &[String]) -> String {
+    format!("[{}]", pulses.join(","))
+}
+
 #[test]
 fn bad_input_is_one_line_and_non_zero() {
     assert_bad(Path::new("/nonexistent/folder"), "No such file");
     let empty = tempfile::tempdir().unwrap();
     assert_bad(empty.path(), "not a research-layout test folder");
     assert_bad(folder_with("[{").path(), "malformed JSON");
-    let two = format!(
-        "[{},{}]",
+    let two = array(&[
         pulse("a", "S1", "0", "27.000"),
-        pulse("b", "S2", "100", "27.100")
-    );
+        pulse("b", "S2", "100", "27.100"),
+    ]);
     assert_bad(folder_with(&two).path(), "at least 3");
-    let dup = format!(
-        "[{},{},{}]",
+    let dup = array(&[
         pulse("a", "S1", "0", "27.000"),
         pulse("a", "S2", "100", "27.100"),
-        pulse("c", "S3", "300", "27.200")
-    );
+        pulse("c", "S3", "300", "27.200"),
+    ]);
     assert_bad(folder_with(&dup).path(), "occurs more than once");
-    let inf = format!(
-        "[{},{},{}]",
+    let inf = array(&[
         pulse("a", "S1", "1e999", "27.000"),
         pulse("b", "S2", "100", "27.100"),
-        pulse("c", "S3", "300", "27.200")
-    );
+        pulse("c", "S3", "300", "27.200"),
+    ]);
     assert_bad(folder_with(&inf).path(), "t.allpulses.json");
-    let bad_time = format!("[{}]", pulse("a", "S1", "0", "99.000"));
+    let bad_time = array(&[pulse("a", "S1", "0", "99.000")]);
     assert_bad(folder_with(&bad_time).path(), "bad UTC timestamp");
     let file = folder_with("[]");
     assert_bad(&file.path().join("t.allpulses.json"), "expected a folder");
