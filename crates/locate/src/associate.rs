@@ -89,26 +89,40 @@ pub fn find_shots(set: &PulseSet, medium: &Medium, config: &LocateConfig) -> Vec
     let mut trials = vec![0usize; n];
     let mut shots: Vec<(Solution, Vec<usize>)> = Vec::new();
     loop {
-        for a in 0..n {
-            if dirty[a] && !search.used[a] && !exhausted[a] {
+        // Best first. A cached hypothesis made stale by consumed pulses can only
+        // have lost support (pulses are never given back), so its old support
+        // bounds its new one: only stale anchors that could still match the best
+        // fresh one are recomputed. The choice is the same as recomputing all.
+        let best = loop {
+            let mut best: Option<usize> = None;
+            for a in 0..n {
+                if dirty[a] || search.used[a] || exhausted[a] {
+                    continue;
+                }
+                if let Some(h) = &cache[a] {
+                    if h.support.len() >= config.min_sensors
+                        && best.is_none_or(|b| cache[b].as_ref().is_none_or(|bh| h.better_than(bh)))
+                    {
+                        best = Some(a);
+                    }
+                }
+            }
+            let bar = best
+                .and_then(|b| cache[b].as_ref())
+                .map_or(config.min_sensors, |h| h.support.len());
+            let stale: Vec<usize> = (0..n)
+                .filter(|&a| dirty[a] && !search.used[a] && !exhausted[a])
+                .filter(|&a| cache[a].as_ref().is_none_or(|h| h.support.len() >= bar))
+                .collect();
+            if stale.is_empty() {
+                break best;
+            }
+            for a in stale {
                 cache[a] = search.best_hypothesis(a);
                 trials[a] = trials[a].max(cache[a].as_ref().map_or(0, |h| h.trials));
                 dirty[a] = false;
             }
-        }
-        let mut best: Option<usize> = None;
-        for a in 0..n {
-            if search.used[a] || exhausted[a] {
-                continue;
-            }
-            if let Some(h) = &cache[a] {
-                if h.support.len() >= config.min_sensors
-                    && best.is_none_or(|b| cache[b].as_ref().is_none_or(|bh| h.better_than(bh)))
-                {
-                    best = Some(a);
-                }
-            }
-        }
+        };
         let Some(anchor) = best else { break };
         let Some(hypothesis) = cache[anchor].take() else {
             break;
@@ -252,9 +266,11 @@ impl Search<'_> {
                         continue;
                     }
                     trials += 1;
-                    let h = self.score(candidate, sa, anchor);
-                    if best.as_ref().is_none_or(|bh| h.better_than(bh)) {
-                        best = Some(h);
+                    let floor = best.as_ref().map_or(0, |bh| bh.support.len());
+                    if let Some(h) = self.score(candidate, sa, anchor, floor) {
+                        if best.as_ref().is_none_or(|bh| h.better_than(bh)) {
+                            best = Some(h);
+                        }
                     }
                 }
             }
@@ -262,13 +278,26 @@ impl Search<'_> {
         best.map(|h| Hypothesis { trials, ..h })
     }
 
-    /// Support of a hypothesis that includes `anchor` at sensor `sa`.
-    fn score(&self, candidate: Candidate, sa: usize, anchor: usize) -> Hypothesis {
+    /// Support of a hypothesis that includes `anchor` at sensor `sa`, or `None`
+    /// as soon as it cannot reach `floor` supporting sensors (a hypothesis with
+    /// less support than the best so far can never be better, so stopping early
+    /// changes nothing but the time taken).
+    fn score(
+        &self,
+        candidate: Candidate,
+        sa: usize,
+        anchor: usize,
+        floor: usize,
+    ) -> Option<Hypothesis> {
         let tol = self.config.consistency_tolerance_s;
         let mut support = vec![anchor];
         let mut sum_sq_s2 = 0.0;
         let source = candidate.position;
-        for &(s, _) in &self.neighbours[sa] {
+        let neighbours = &self.neighbours[sa];
+        for (k, &(s, _)) in neighbours.iter().enumerate() {
+            if support.len() + (neighbours.len() - k) < floor {
+                return None;
+            }
             let position = self.set.sensor_position(s);
             if position.distance_2d(source) > self.config.max_range_m {
                 continue;
@@ -279,12 +308,12 @@ impl Search<'_> {
                 sum_sq_s2 += (self.t(p) - predicted).powi(2);
             }
         }
-        Hypothesis {
+        Some(Hypothesis {
             candidate,
             trials: 1,
             support,
             sum_sq_s2,
-        }
+        })
     }
 
     /// The significance test of [`crate::significance`] for a refined shot.
@@ -338,15 +367,6 @@ impl Search<'_> {
             .map(|i| trials[i])
             .sum();
         let expected = expected_false_shots(&p_supporting, &p_silent, tried);
-        if std::env::var_os("SHOTFIX_DEBUG_SIGNIFICANCE").is_some() {
-            eprintln!(
-                "significance: k={} silent={} trials={} expected={:e}",
-                p_supporting.len(),
-                p_silent.len(),
-                tried,
-                expected
-            );
-        }
         expected <= FALSE_ALARM_BUDGET
     }
 
@@ -371,7 +391,7 @@ impl Search<'_> {
 
     fn solve(&self, pulses: &[usize], hint: Candidate) -> Option<Solution> {
         let arrivals = Arrivals::new(pulses.iter().map(|&p| self.timed(p)).collect()).ok()?;
-        solve::solve(&arrivals, self.medium, self.config, &[hint])
+        solve::solve_unrated(&arrivals, self.medium, self.config, &[hint])
     }
 
     /// Gather, solve and gather again until the pulse set is stable.
@@ -444,7 +464,7 @@ impl Search<'_> {
             position: solution.position,
             covariance_m2: std::array::from_fn(|i| std::array::from_fn(|j| cov[(i, j)])),
             t_sigma_s: cov[(3, 3)].max(0.0).sqrt(),
-            err95_m: solution.err95_m,
+            err95_m: solve::err95(solution),
             rms_residual_s: solution.rms_residual_s(),
             arrivals,
             class: Class::Unknown,

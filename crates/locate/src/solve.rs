@@ -160,6 +160,20 @@ pub fn solve(
     config: &LocateConfig,
     hints: &[Candidate],
 ) -> Option<Solution> {
+    solve_unrated(arrivals, medium, config, hints).map(|mut s| {
+        s.err95_m = err95(&s);
+        s
+    })
+}
+
+/// [`solve`] without `err95_m` (left NaN): association solves many candidate sets
+/// and rates only the shots it keeps, with [`err95`].
+pub(crate) fn solve_unrated(
+    arrivals: &Arrivals,
+    medium: &Medium,
+    config: &LocateConfig,
+    hints: &[Candidate],
+) -> Option<Solution> {
     let c = medium.speed_of_sound_m_s;
     let points = arrivals.points();
     let mut starts: Vec<Candidate> = hints.to_vec();
@@ -190,10 +204,7 @@ pub fn solve(
             best = Some((cost, sol));
         }
     }
-    best.map(|(_, mut s)| {
-        s.err95_m = err95(&s);
-        s
-    })
+    best.map(|(_, s)| s)
 }
 
 /// The Huber cost of residuals at a fixed scale, used to compare end points.
@@ -358,7 +369,7 @@ fn fit(
 }
 
 /// The 95 % horizontal radius of a solution, widened for an estimated variance.
-fn err95(solution: &Solution) -> f64 {
+pub(crate) fn err95(solution: &Solution) -> f64 {
     let inflation = uncertainty::variance_inflation(solution.dof);
     let h = solution.horizontal_covariance();
     let scaled = [

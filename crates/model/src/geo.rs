@@ -40,9 +40,11 @@ impl Point3 {
             .sqrt()
     }
 
-    /// Horizontal (x, y) distance, ignoring height.
+    /// Horizontal (x, y) distance, ignoring height. (A plain square root, not
+    /// `hypot`: local coordinates are metres, far from overflow, and this sits on
+    /// association's hot path.)
     pub fn distance_2d(self, other: Point3) -> f64 {
-        (self.x - other.x).hypot(self.y - other.y)
+        ((self.x - other.x).powi(2) + (self.y - other.y).powi(2)).sqrt()
     }
 
     pub fn is_finite(self) -> bool {
