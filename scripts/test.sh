@@ -16,7 +16,7 @@ cargo fmt --all -- --check
 echo "== architecture invariants"
 # Architecture Invariant: the algorithmic core does no I/O and never depends on an
 # async runtime or network stack (ARCHITECTURE.md).
-for core in model locate; do
+for core in model dsp locate; do
     tree="$(cargo tree -p "$core" -e normal --prefix none)"
     for banned in tokio async-std reqwest hyper; do
         if grep -q "^$banned v" <<<"$tree"; then
@@ -26,7 +26,7 @@ for core in model locate; do
     done
 done
 # The research-layout reader never opens the answer files.
-if grep -rn --include=*.rs -e 'survey.json' -e 'nlos-tuples' crates/formats/src crates/locate/src crates/model/src | grep -vE '^[^:]+:[0-9]+:\s*//'; then
+if grep -rn --include=*.rs -e 'survey.json' -e 'nlos-tuples' crates/formats/src crates/locate/src crates/model/src crates/dsp/src crates/shotfix/src/analyze_cmd.rs | grep -vE '^[^:]+:[0-9]+:\s*//'; then
     echo "error: answer files named outside evaluation code" >&2
     exit 1
 fi

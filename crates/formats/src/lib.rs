@@ -1,16 +1,26 @@
-//! Readers for the folders `shotfix locate` accepts (CONTRACT.md §2, §5).
+//! Readers for the folders `shotfix locate` and `shotfix analyze` accept
+//! (CONTRACT.md §2, §3, §5), and for the WAV files in them.
 //!
 //! This crate is the boundary where outside input becomes domain types: every
 //! reader returns a typed error naming the file and the rule broken, and never
-//! panics. Wire types (`serde` structs mirroring the files) stay private here;
-//! callers get [`LocateInput`].
+//! panics, whatever the bytes. Wire types (`serde` structs mirroring the files)
+//! stay private here; callers get [`LocateInput`] and [`AnalyzeInput`].
 //!
-//! Architecture Invariant: the research-layout reader opens only
-//! `*.allpulses.json` and `*.weather.json`. It never opens the answer files
-//! (`*.survey.json`, `*.nlos-tuples.json`); only evaluation code may read those.
+//! Architecture Invariant: the research-layout readers open only
+//! `*.allpulses.json` and `*.weather.json` (locate), or `*.audio.*.wav`,
+//! `*.audio.*.json` and `*.weather.json` (analyze). They never open the answer
+//! files (`*.survey.json`, `*.nlos-tuples.json`); only evaluation code may read
+//! those.
 
+pub mod audio;
 pub mod research;
 pub mod scene;
+pub mod smj0;
+
+pub use audio::{
+    parse_wav_bytes, read_analyze_input, read_wav, AnalyzeInput, AudioClip, Wav, WavEncoding,
+};
+pub use smj0::{parse_smj0, Smj0};
 
 use std::path::{Path, PathBuf};
 
@@ -51,6 +61,8 @@ pub enum FormatError {
     Invalid { path: PathBuf, message: String },
     #[error("{path}: not a research-layout test folder (no *.allpulses.json) nor a scene folder (no scene.json)")]
     UnknownLayout { path: PathBuf },
+    #[error("{path}: no audio to analyze: not a scene folder (no scene.json), nor a research-layout test folder (no *.audio.*.wav), nor a folder of ShotSpotter recordings (no .wav file with an smj0 chunk)")]
+    UnknownAudioLayout { path: PathBuf },
 }
 
 impl FormatError {
@@ -67,6 +79,22 @@ pub(crate) fn read_to_string(path: &Path) -> Result<String, FormatError> {
         path: path.to_owned(),
         source,
     })
+}
+
+/// The entries of `dir`, sorted, so every reader visits files in the same order
+/// on every machine.
+pub(crate) fn list_dir(dir: &Path) -> Result<Vec<PathBuf>, FormatError> {
+    let io = |source| FormatError::Io {
+        path: dir.to_owned(),
+        source,
+    };
+    let mut paths = std::fs::read_dir(dir)
+        .map_err(io)?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(io)?;
+    paths.sort();
+    Ok(paths)
 }
 
 pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(

@@ -4,13 +4,20 @@
 //! `serial_number`, `arrival_time_utc`, sensor `location` {x, y, z} (local metres),
 //! `signal_to_noise_dB` and `power_dB_SPL`. `test_NNN.weather.json` (optional):
 //! METAR `temperature` (°C), wind `speed` (m/s) and `direction` (from, degrees).
+//! `test_NNN.audio.<serial>.wav` with `test_NNN.audio.<serial>.json`: a sensor's
+//! recording and its `serial_number`, `timestamp` (UTC of the first sample) and
+//! `location` {x, y, z}, for `shotfix analyze`.
+//!
+//! `locate` reads the pulses and weather, `analyze` the recordings and weather;
+//! neither ever opens `*.survey.json` or `*.nlos-tuples.json` (the answers).
 
 use std::path::{Path, PathBuf};
 
 use model::{Point3, Pulse, PulseId, Sensor, SensorId, UtcNanos, Weather};
 use serde::Deserialize;
 
-use crate::{parse_json, read_to_string, FormatError, Frame, LocateInput};
+use crate::audio::{read_wav, AnalyzeInput, AudioClip};
+use crate::{list_dir, parse_json, read_to_string, FormatError, Frame, LocateInput};
 
 #[derive(Debug, Deserialize)]
 struct WirePulse {
@@ -105,25 +112,37 @@ pub fn parse_allpulses(path: &Path, text: &str) -> Result<(Vec<Sensor>, Vec<Puls
 /// Parses the text of a `*.weather.json` file.
 pub fn parse_weather(path: &Path, text: &str) -> Result<Weather, FormatError> {
     let w: WireWeather = parse_json(path, text)?;
+    checked_weather(w.temperature, w.speed, w.direction).map_err(|m| FormatError::invalid(path, m))
+}
+
+/// The METAR fields `temperature` (°C), `speed` (m/s) and `direction` (from,
+/// degrees) as a [`Weather`], after the plausibility checks every reader applies;
+/// the error names the rule broken. The smj0 chunk of ShotSpotter WAV files uses
+/// the same three names.
+pub(crate) fn checked_weather(
+    temperature: Option<f64>,
+    speed: Option<f64>,
+    direction: Option<f64>,
+) -> Result<Weather, String> {
     for (name, v) in [
-        ("temperature", w.temperature),
-        ("speed", w.speed),
-        ("direction", w.direction),
+        ("temperature", temperature),
+        ("speed", speed),
+        ("direction", direction),
     ] {
         if v.is_some_and(|v| !v.is_finite()) {
-            return Err(FormatError::invalid(path, format!("{name} is not finite")));
+            return Err(format!("{name} is not finite"));
         }
     }
-    if w.temperature.is_some_and(|t| !(-90.0..=70.0).contains(&t)) {
-        return Err(FormatError::invalid(path, "temperature outside -90..70 °C"));
+    if temperature.is_some_and(|t| !(-90.0..=70.0).contains(&t)) {
+        return Err("temperature outside -90..70 °C".into());
     }
-    if w.speed.is_some_and(|s| !(0.0..=100.0).contains(&s)) {
-        return Err(FormatError::invalid(path, "wind speed outside 0..100 m/s"));
+    if speed.is_some_and(|s| !(0.0..=100.0).contains(&s)) {
+        return Err("wind speed outside 0..100 m/s".into());
     }
     Ok(Weather {
-        temperature_c: w.temperature,
-        wind_speed_m_s: w.speed,
-        wind_from_deg: w.direction,
+        temperature_c: temperature,
+        wind_speed_m_s: speed,
+        wind_from_deg: direction,
     })
 }
 
@@ -140,6 +159,113 @@ pub fn read_test_folder(dir: &Path) -> Result<LocateInput, FormatError> {
         frame: Frame::Local { anchor: None },
         sensors,
         pulses,
+        weather,
+    })
+}
+
+/// The metadata beside a research-layout recording, `test_NNN.audio.<serial>.json`.
+#[derive(Debug, Deserialize)]
+struct WireAudioMeta {
+    serial_number: String,
+    /// UTC of the first sample.
+    timestamp: String,
+    location: WireLocation,
+}
+
+/// True for a research-layout recording, `<test>.audio.<serial>.wav`.
+pub fn is_recording_wav(path: &Path) -> bool {
+    recording_name(path).is_some_and(|(_, ext)| ext == "wav")
+}
+
+/// For `<test>.audio.<serial>.wav` or `.json`: the serial and the extension.
+fn recording_name(path: &Path) -> Option<(&str, &str)> {
+    let name = path.file_name()?.to_str()?;
+    let (stem, ext) = name.rsplit_once('.')?;
+    let (_, serial) = stem.split_once(".audio.")?;
+    matches!(ext, "wav" | "json").then_some((serial, ext))
+}
+
+/// The recordings of a test folder as (`.wav`, `.json`) pairs, sorted. A
+/// recording without its metadata, or metadata without its recording, is an error
+/// naming the file: silently dropping a sensor would change the result.
+pub fn find_recordings(dir: &Path) -> Result<Vec<(PathBuf, PathBuf)>, FormatError> {
+    let files = list_dir(dir)?;
+    let mut pairs = Vec::new();
+    for path in &files {
+        let Some((_, ext)) = recording_name(path) else {
+            continue;
+        };
+        let (other_ext, what) = match ext {
+            "wav" => ("json", "its metadata"),
+            _ => ("wav", "its recording"),
+        };
+        let other = path.with_extension(other_ext);
+        if !files.contains(&other) {
+            return Err(FormatError::invalid(
+                path,
+                format!(
+                    "{what} {} is missing",
+                    other.file_name().and_then(|n| n.to_str()).unwrap_or("?")
+                ),
+            ));
+        }
+        if ext == "wav" {
+            pairs.push((path.clone(), other));
+        }
+    }
+    Ok(pairs)
+}
+
+/// Reads a test folder for `shotfix analyze`: every `*.audio.<serial>.wav` with
+/// its `.json` (sensor, start time, position in the test's local frame) and, when
+/// present, `*.weather.json`. Never the pulses (`*.allpulses.json`) nor the
+/// answer files.
+pub fn read_audio_test_folder(dir: &Path) -> Result<AnalyzeInput, FormatError> {
+    let recordings = find_recordings(dir)?;
+    if recordings.is_empty() {
+        return Err(FormatError::invalid(dir, "no *.audio.*.wav in this folder"));
+    }
+    let mut sensors: Vec<Sensor> = Vec::with_capacity(recordings.len());
+    let mut clips: Vec<AudioClip> = Vec::with_capacity(recordings.len());
+    for (wav_path, json_path) in recordings {
+        let meta: WireAudioMeta = parse_json(&json_path, &read_to_string(&json_path)?)?;
+        let invalid = |m: String| FormatError::invalid(&json_path, m);
+        let in_name = recording_name(&json_path).map_or("", |(serial, _)| serial);
+        if meta.serial_number.trim().is_empty() || meta.serial_number != in_name {
+            return Err(invalid(format!(
+                "serial_number {:?} does not match the file name ({in_name})",
+                meta.serial_number
+            )));
+        }
+        let start = UtcNanos::parse_rfc3339(&meta.timestamp)
+            .map_err(|e| invalid(format!("timestamp: {e}")))?;
+        let position = Point3::new(meta.location.x, meta.location.y, meta.location.z);
+        if !position.is_finite() {
+            return Err(invalid("location is not finite".into()));
+        }
+        let sensor = SensorId(meta.serial_number);
+        if sensors.iter().any(|s| s.id == sensor) {
+            return Err(invalid(format!(
+                "a second recording from sensor {sensor}: one file per sensor"
+            )));
+        }
+        let wav = read_wav(&wav_path)?;
+        sensors.push(Sensor {
+            id: sensor.clone(),
+            position,
+        });
+        clips.push(AudioClip::from_wav(sensor, wav_path, start, wav));
+    }
+    let weather = match find_one(dir, ".weather.json")? {
+        Some(path) => parse_weather(&path, &read_to_string(&path)?)?,
+        None => Weather::default(),
+    };
+    sensors.sort_by(|a, b| a.id.cmp(&b.id));
+    clips.sort_by(|a, b| a.sensor.cmp(&b.sensor));
+    Ok(AnalyzeInput {
+        frame: Frame::Local { anchor: None },
+        sensors,
+        clips,
         weather,
     })
 }

@@ -1,17 +1,18 @@
 //! The shotfix scene folder (CONTRACT.md §5): `scene.json`, an optional
-//! `pulses.jsonl`, optional `audio/`, and `truth.json`, which this reader never
-//! opens (it is the simulator's answer).
+//! `pulses.jsonl`, optional recordings (`audio/`, listed in `scene.json`), and
+//! `truth.json`, which this reader never opens (it is the simulator's answer).
 //!
 //! Sensors may give local `x`/`y`/`z` or WGS84 `lat`/`lon`/`alt_m`, mixed; the
 //! `origin` ties the two together. In the `wgs84` frame everything is converted
 //! into a local east-north-up frame at the origin (or, without one, at the mean of
 //! the sensors), located there, and converted back for output.
 
-use std::path::Path;
+use std::path::{Component, Path, PathBuf};
 
 use model::{Geodetic, LocalFrame, Point3, Pulse, PulseId, Sensor, SensorId, UtcNanos, Weather};
 use serde::Deserialize;
 
+use crate::audio::{read_wav, AnalyzeInput, AudioClip};
 use crate::{parse_json, read_to_string, FormatError, Frame, LocateInput};
 
 #[derive(Debug, Deserialize)]
@@ -23,6 +24,8 @@ struct WireScene {
     weather: Option<Weather>,
     sensors: Vec<WireSensor>,
     pulses: Option<String>,
+    #[serde(default)]
+    audio: Option<Vec<WireAudio>>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -53,6 +56,28 @@ struct WirePulseLine {
     peak_db_spl: Option<f64>,
 }
 
+/// One entry of the `audio` list: which sensor recorded which file, from when.
+#[derive(Debug, Deserialize)]
+struct WireAudio {
+    sensor: String,
+    file: String,
+    start_utc: String,
+}
+
+/// What `scene.json` says, checked, with every position in the scene's local
+/// frame. `locate` and `analyze` both start here, so the two commands cannot
+/// disagree about where a scene's sensors are.
+#[derive(Debug)]
+struct Scene {
+    /// The `scene.json` file, for error messages.
+    path: PathBuf,
+    frame: Frame,
+    sensors: Vec<Sensor>,
+    weather: Weather,
+    pulses: Option<String>,
+    audio: Vec<WireAudio>,
+}
+
 fn geodetic(w: WireGeodetic) -> Option<Geodetic> {
     let g = Geodetic {
         lat_deg: w.lat,
@@ -62,8 +87,25 @@ fn geodetic(w: WireGeodetic) -> Option<Geodetic> {
     g.is_valid().then_some(g)
 }
 
-/// Reads a scene folder's sensors, weather and pulses.
-pub fn read_scene(dir: &Path) -> Result<LocateInput, FormatError> {
+/// A local east-north-up frame at the mean of `points` (latitude, longitude and
+/// height averaged); `None` when there are none. Used where the input is WGS84 and
+/// names no origin: the mean keeps local coordinates small (metres to kilometres),
+/// so the solver works far from the precision limits of f64.
+pub(crate) fn frame_at_mean(points: &[Geodetic]) -> Option<LocalFrame> {
+    if points.is_empty() {
+        return None;
+    }
+    let n = points.len() as f64;
+    Some(LocalFrame::new(Geodetic {
+        lat_deg: points.iter().map(|g| g.lat_deg).sum::<f64>() / n,
+        lon_deg: points.iter().map(|g| g.lon_deg).sum::<f64>() / n,
+        alt_m: points.iter().map(|g| g.alt_m).sum::<f64>() / n,
+    }))
+}
+
+/// Reads and checks `dir/scene.json`: frame, sensors and weather; the pulses
+/// file and audio list are returned unread for the command that needs them.
+fn read_scene_json(dir: &Path) -> Result<Scene, FormatError> {
     let scene_path = dir.join("scene.json");
     let scene: WireScene = parse_json(&scene_path, &read_to_string(&scene_path)?)?;
     let invalid = |m: String| FormatError::invalid(&scene_path, m);
@@ -101,17 +143,9 @@ pub fn read_scene(dir: &Path) -> Result<LocateInput, FormatError> {
                 })
                 .filter(|g| g.is_valid())
                 .collect();
-            if geo.is_empty() {
-                return Err(invalid(
-                    "a wgs84 scene needs sensors with lat/lon or an origin".into(),
-                ));
-            }
-            let n = geo.len() as f64;
-            Some(LocalFrame::new(Geodetic {
-                lat_deg: geo.iter().map(|g| g.lat_deg).sum::<f64>() / n,
-                lon_deg: geo.iter().map(|g| g.lon_deg).sum::<f64>() / n,
-                alt_m: geo.iter().map(|g| g.alt_m).sum::<f64>() / n,
-            }))
+            Some(frame_at_mean(&geo).ok_or_else(|| {
+                invalid("a wgs84 scene needs sensors with lat/lon or an origin".into())
+            })?)
         }
         None => None,
     };
@@ -170,17 +204,6 @@ pub fn read_scene(dir: &Path) -> Result<LocateInput, FormatError> {
     {
         return Err(invalid("weather.temperature_c outside -90..70 °C".into()));
     }
-    let pulses = match &scene.pulses {
-        Some(name) => {
-            let path = dir.join(name);
-            parse_pulses_jsonl(&path, &read_to_string(&path)?)?
-        }
-        None => {
-            return Err(invalid(
-                "names no pulses file (\"pulses\"): nothing to locate".into(),
-            ))
-        }
-    };
     let frame = if wgs84 {
         Frame::Wgs84 {
             frame: anchor.ok_or_else(|| invalid("wgs84 scene without a frame".into()))?,
@@ -188,11 +211,92 @@ pub fn read_scene(dir: &Path) -> Result<LocateInput, FormatError> {
     } else {
         Frame::Local { anchor }
     };
-    Ok(LocateInput {
+    Ok(Scene {
+        path: scene_path.clone(),
         frame,
         sensors,
-        pulses,
         weather,
+        pulses: scene.pulses,
+        audio: scene.audio.unwrap_or_default(),
+    })
+}
+
+/// Reads a scene folder's sensors, weather and pulses.
+pub fn read_scene(dir: &Path) -> Result<LocateInput, FormatError> {
+    let scene = read_scene_json(dir)?;
+    let pulses = match &scene.pulses {
+        Some(name) => {
+            let path = dir.join(name);
+            parse_pulses_jsonl(&path, &read_to_string(&path)?)?
+        }
+        None => {
+            return Err(FormatError::invalid(
+                &scene.path,
+                "names no pulses file (\"pulses\"): nothing to locate",
+            ))
+        }
+    };
+    Ok(LocateInput {
+        frame: scene.frame,
+        sensors: scene.sensors,
+        pulses,
+        weather: scene.weather,
+    })
+}
+
+/// Reads a scene folder's sensors, weather and recordings (the `audio` list) for
+/// `shotfix analyze`. Each file is read relative to the folder and must stay
+/// inside it; its start time is the entry's `start_utc` (an `smj0` chunk in the
+/// file only contributes its full-scale calibration). Every entry must name a
+/// sensor of the scene, at most once.
+pub fn read_scene_audio(dir: &Path) -> Result<AnalyzeInput, FormatError> {
+    let scene = read_scene_json(dir)?;
+    let invalid = |m: String| FormatError::invalid(&scene.path, m);
+    if scene.audio.is_empty() {
+        return Err(invalid(
+            "names no recordings (\"audio\"): nothing to analyze".into(),
+        ));
+    }
+    let mut clips: Vec<AudioClip> = Vec::with_capacity(scene.audio.len());
+    for (i, a) in scene.audio.iter().enumerate() {
+        let entry = format!("audio entry {} (sensor {:?})", i + 1, a.sensor);
+        if !scene.sensors.iter().any(|s| s.id.0 == a.sensor) {
+            return Err(invalid(format!("{entry}: no such sensor in \"sensors\"")));
+        }
+        if clips.iter().any(|c| c.sensor.0 == a.sensor) {
+            return Err(invalid(format!(
+                "{entry}: a second recording for this sensor (one file per sensor)"
+            )));
+        }
+        let start =
+            UtcNanos::parse_rfc3339(&a.start_utc).map_err(|e| invalid(format!("{entry}: {e}")))?;
+        let file = Path::new(&a.file);
+        // Only plain names below the folder: a scene must not reach outside itself.
+        let inside = !a.file.trim().is_empty()
+            && file
+                .components()
+                .all(|c| matches!(c, Component::Normal(_) | Component::CurDir));
+        if !inside {
+            return Err(invalid(format!(
+                "{entry}: file {:?} must be a relative path inside the scene folder",
+                a.file
+            )));
+        }
+        let path = dir.join(file);
+        let wav = read_wav(&path)?;
+        clips.push(AudioClip::from_wav(
+            SensorId(a.sensor.clone()),
+            path,
+            start,
+            wav,
+        ));
+    }
+    clips.sort_by(|a, b| a.sensor.cmp(&b.sensor));
+    Ok(AnalyzeInput {
+        frame: scene.frame,
+        sensors: scene.sensors,
+        clips,
+        weather: scene.weather,
     })
 }
 

@@ -325,10 +325,10 @@ impl Search<'_> {
         let refs = self.set.refs();
         let (t_first, t_last) = (refs[0].t_s, refs[refs.len() - 1].t_s);
         let source = solution.position;
-        let supporting: Vec<(usize, f64)> = pulses
+        let supporting: Vec<(usize, usize, f64)> = pulses
             .iter()
             .zip(&solution.residuals_s)
-            .map(|(&p, &r)| (self.sensor(p), r))
+            .map(|(&p, &r)| (p, self.sensor(p), r))
             .collect();
         let (mut p_supporting, mut p_silent) = (Vec::new(), Vec::new());
         for s in 0..self.set.sensors().len() {
@@ -346,17 +346,30 @@ impl Search<'_> {
                 (predicted + RATE_WINDOW_S).min(t_last),
             );
             let list = self.set.pulses_of_sensor(s);
-            let count = list.partition_point(|&p| self.t(p) <= hi)
-                - list.partition_point(|&p| self.t(p) < lo);
-            let rate_hz = count as f64 / (hi - lo).max(1.0);
-            match supporting.iter().find(|(sensor, _)| *sensor == s) {
+            let window = &list[list.partition_point(|&p| self.t(p) < lo)
+                ..list.partition_point(|&p| self.t(p) <= hi)];
+            let span = (hi - lo).max(1.0);
+            match supporting.iter().find(|(_, sensor, _)| *sensor == s) {
                 // A chance pulse would have had to fit as well as this one did
-                // (but no better than the scatter of real urban arrivals).
-                Some((_, r)) => p_supporting.push(chance_match(
-                    rate_hz,
-                    r.abs().max(self.config.prior_arrival_sigma_s),
-                )),
-                None => p_silent.push(chance_match(rate_hz, tol)),
+                // (but no better than the scatter of real urban arrivals), and
+                // be at least as strong: the rate is of pulses with an SNR no
+                // lower than this one's, when SNRs are known.
+                Some((pulse, _, r)) => {
+                    let snr = self.set.pulses()[*pulse].snr_db;
+                    let count = window
+                        .iter()
+                        .filter(|&&q| match (snr, self.set.pulses()[q].snr_db) {
+                            (Some(mine), Some(other)) => other >= mine,
+                            _ => true,
+                        })
+                        .count()
+                        .max(1);
+                    p_supporting.push(chance_match(
+                        count as f64 / span,
+                        r.abs().max(self.config.prior_arrival_sigma_s),
+                    ))
+                }
+                None => p_silent.push(chance_match(window.len() as f64 / span, tol)),
             }
         }
         let reach = 2.0 * self.config.max_range_m / self.medium.speed_of_sound_m_s;

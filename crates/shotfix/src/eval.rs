@@ -17,7 +17,13 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
 
+use crate::analyze_cmd::{analyze_folder, ClipPulses};
 use crate::locate_cmd::locate_folder;
+
+/// A ShotSpotter pulse counts as detected when one of our onsets at the same
+/// sensor is within this time of it: far above the timing spread (≈ 1 ms), far
+/// below the gap between a shot's arrival and its echoes or the next round.
+const TIMING_MATCH_S: f64 = 0.010;
 
 /// A shot within this 2-D distance of the survey counts as located (the
 /// ShotSpotter contract criterion).
@@ -73,6 +79,24 @@ pub struct TestResult {
     pub pulses_used_in_reference: usize,
     pub reference_pulses: usize,
     pub millis: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timing: Option<TimingResult>,
+}
+
+/// Pulse timing against ShotSpotter's reported pulses (`--audio`).
+#[derive(Debug, Default, Serialize)]
+pub struct TimingResult {
+    /// Sensors with audio.
+    pub audio_sensors: usize,
+    /// ShotSpotter's selected pulses (in their nlos-tuples) inside an audio file.
+    pub selected: usize,
+    /// Our onset minus their arrival time, s, for each selected pulse we detected.
+    pub selected_diffs_s: Vec<f64>,
+    /// All their reported pulses inside an audio file, and the detected ones' differences.
+    pub reported: usize,
+    pub reported_diffs_s: Vec<f64>,
+    /// Our detected pulses in all audio files.
+    pub ours: usize,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -104,9 +128,65 @@ fn file_with_suffix(dir: &Path, suffix: &str) -> anyhow::Result<Option<PathBuf>>
     Ok(formats::research::find_one(dir, suffix)?)
 }
 
-fn evaluate_test(dir: &Path) -> anyhow::Result<TestResult> {
+#[derive(Debug, Deserialize)]
+struct ReportedPulse {
+    pulse_uuid: String,
+    serial_number: String,
+    arrival_time_utc: String,
+}
+
+/// Our detections against ShotSpotter's reported pulses, sensor by sensor.
+fn timing(
+    dir: &Path,
+    detected: &[ClipPulses],
+    selected: &HashSet<String>,
+) -> anyhow::Result<TimingResult> {
+    let path = file_with_suffix(dir, ".allpulses.json")?
+        .with_context(|| format!("{}: no allpulses", dir.display()))?;
+    let reported: Vec<ReportedPulse> = serde_json::from_str(&std::fs::read_to_string(&path)?)
+        .with_context(|| format!("{}", path.display()))?;
+    let mut result = TimingResult {
+        audio_sensors: detected.len(),
+        ours: detected.iter().map(|c| c.pulses.len()).sum(),
+        ..TimingResult::default()
+    };
+    for c in detected {
+        let seconds = c.clip.samples.len() as f64 / c.clip.sample_rate_hz as f64;
+        for r in reported
+            .iter()
+            .filter(|r| r.serial_number == c.clip.sensor.0)
+        {
+            let t = model::UtcNanos::parse_rfc3339(&r.arrival_time_utc)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
+                .seconds_since(c.clip.start);
+            if !(0.0..seconds).contains(&t) {
+                continue;
+            }
+            let nearest = c
+                .pulses
+                .iter()
+                .map(|p| p.onset_s - t)
+                .min_by(|a, b| a.abs().total_cmp(&b.abs()))
+                .filter(|d| d.abs() <= TIMING_MATCH_S);
+            result.reported += 1;
+            result.reported_diffs_s.extend(nearest);
+            if selected.contains(&r.pulse_uuid) {
+                result.selected += 1;
+                result.selected_diffs_s.extend(nearest);
+            }
+        }
+    }
+    Ok(result)
+}
+
+fn evaluate_test(dir: &Path, audio: bool) -> anyhow::Result<TestResult> {
     let started = Instant::now();
-    let (_, _, out) = locate_folder(dir)?;
+    let (out, detected) = if audio {
+        let (_, _, out, detected) = analyze_folder(dir)?;
+        (out, Some(detected))
+    } else {
+        (locate_folder(dir)?.2, None)
+    };
     let millis = started.elapsed().as_secs_f64() * 1e3;
     // Only now, with the result fixed, read the answers.
     let survey_path = file_with_suffix(dir, ".survey.json")?
@@ -139,7 +219,13 @@ fn evaluate_test(dir: &Path) -> anyhow::Result<TestResult> {
         .collect();
     let (mut reference_pulses, mut in_reference) = (0, 0);
     let mut reference_set_errors_m = Vec::new();
-    if let Some(path) = file_with_suffix(dir, ".nlos-tuples.json")? {
+    let mut timing_result = None;
+    if let (Some(detected), Some(path)) = (&detected, file_with_suffix(dir, ".nlos-tuples.json")?) {
+        let tuples: Vec<Tuple> = serde_json::from_str(&std::fs::read_to_string(&path)?)
+            .with_context(|| format!("{}", path.display()))?;
+        let selected: HashSet<String> = tuples.into_iter().flat_map(|t| t.pulse_uuids).collect();
+        timing_result = Some(timing(dir, detected, &selected)?);
+    } else if let Some(path) = file_with_suffix(dir, ".nlos-tuples.json")? {
         let tuples: Vec<Tuple> = serde_json::from_str(&std::fs::read_to_string(&path)?)
             .with_context(|| format!("{}", path.display()))?;
         let reference: HashSet<&String> = tuples.iter().flat_map(|t| &t.pulse_uuids).collect();
@@ -186,7 +272,93 @@ fn evaluate_test(dir: &Path) -> anyhow::Result<TestResult> {
         pulses_used_in_reference: in_reference,
         reference_pulses,
         millis,
+        timing: timing_result,
     })
+}
+
+/// Every shot of every test.
+fn print_verbose(positions: &BTreeMap<String, PositionResult>) {
+    for r in positions.values() {
+        for t in &r.tests {
+            println!(
+                "{} {} rounds {} shots {} hits {} ghosts {} errors {:?} err95 {:?} sensors {:?} {:.1} ms",
+                r.position,
+                t.test,
+                t.rounds,
+                t.shots,
+                t.hits,
+                t.ghosts,
+                t.errors_m.iter().map(|e| (e * 100.0).round() / 100.0).collect::<Vec<_>>(),
+                t.err95_m.iter().map(|e| (e * 100.0).round() / 100.0).collect::<Vec<_>>(),
+                t.sensors,
+                t.millis
+            );
+        }
+    }
+}
+
+/// The timing section of `--audio`: per firing position and overall.
+fn print_timing(positions: &BTreeMap<String, PositionResult>) {
+    println!("Pulse timing: our detector on each sensor's audio against ShotSpotter's reported pulses at that sensor");
+    println!("(allpulses.json, millisecond resolution). 'selected' = the pulses ShotSpotter used to locate (nlos-tuples).");
+    println!(
+        "A pulse counts as detected when one of our onsets is within {:.0} ms.\n",
+        TIMING_MATCH_S * 1e3
+    );
+    println!(
+        "{:<5} {:>7} {:>16} {:>16} {:>10} {:>10} {:>10} {:>10} {:>8}",
+        "FP",
+        "sensors",
+        "selected found",
+        "reported found",
+        "offset ms",
+        "|d| med ms",
+        "|d| p90 ms",
+        "|d| p99 ms",
+        "ours"
+    );
+    let mut every: Vec<&TimingResult> = Vec::new();
+    let row = |name: &str, ts: &[&TimingResult]| {
+        let selected: usize = ts.iter().map(|t| t.selected).sum();
+        let reported: usize = ts.iter().map(|t| t.reported).sum();
+        let sd: Vec<f64> = ts
+            .iter()
+            .flat_map(|t| t.selected_diffs_s.iter().copied())
+            .collect();
+        let rd: usize = ts.iter().map(|t| t.reported_diffs_s.len()).sum();
+        let offset = quantile(&sd, 0.5);
+        let dev: Vec<f64> = sd.iter().map(|d| (d - offset).abs()).collect();
+        println!(
+            "{:<5} {:>7} {:>16} {:>16} {:>10.3} {:>10.3} {:>10.3} {:>10.3} {:>8}",
+            name,
+            ts.iter().map(|t| t.audio_sensors).sum::<usize>(),
+            format!(
+                "{}/{} {:.1}%",
+                sd.len(),
+                selected,
+                100.0 * sd.len() as f64 / selected.max(1) as f64
+            ),
+            format!(
+                "{}/{} {:.0}%",
+                rd,
+                reported,
+                100.0 * rd as f64 / reported.max(1) as f64
+            ),
+            offset * 1e3,
+            quantile(&dev, 0.5) * 1e3,
+            quantile(&dev, 0.9) * 1e3,
+            quantile(&dev, 0.99) * 1e3,
+            ts.iter().map(|t| t.ours).sum::<usize>(),
+        );
+    };
+    for (name, r) in positions {
+        let ts: Vec<&TimingResult> = r.tests.iter().filter_map(|t| t.timing.as_ref()).collect();
+        row(name, &ts);
+        every.extend(ts);
+    }
+    row("all", &every);
+    println!("offset = median of (our onset − their arrival) over detected selected pulses; |d| = |difference − offset|.");
+    println!("Their times are truncated to whole milliseconds, so a true arrival lies on average 0.5 ms after the time they report.");
 }
 
 fn subdirs(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
@@ -200,7 +372,7 @@ fn subdirs(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     Ok(v)
 }
 
-pub fn pittsburgh(dir: &Path, verbose: bool, json: bool) -> anyhow::Result<()> {
+pub fn pittsburgh(dir: &Path, verbose: bool, json: bool, audio: bool) -> anyhow::Result<()> {
     let mut positions: BTreeMap<String, PositionResult> = BTreeMap::new();
     for fp in subdirs(dir)? {
         let name = fp
@@ -215,7 +387,7 @@ pub fn pittsburgh(dir: &Path, verbose: bool, json: bool) -> anyhow::Result<()> {
             if file_with_suffix(&test, ".allpulses.json")?.is_none() {
                 continue;
             }
-            result.tests.push(evaluate_test(&test)?);
+            result.tests.push(evaluate_test(&test, audio)?);
         }
         if !result.tests.is_empty() {
             positions.insert(name, result);
@@ -234,7 +406,12 @@ pub fn pittsburgh(dir: &Path, verbose: bool, json: bool) -> anyhow::Result<()> {
         );
         return Ok(());
     }
-    println!("Pittsburgh live-fire evaluation: locate from raw pulses (all reporting sensors), scored against the survey.");
+    if audio {
+        print_timing(&positions);
+        println!("\nPittsburgh live-fire evaluation: analyze from audio alone (only the 4–6 sensors with audio), scored against the survey.");
+    } else {
+        println!("Pittsburgh live-fire evaluation: locate from raw pulses (all reporting sensors), scored against the survey.");
+    }
     println!("Live-fire data (c) ShotSpotter, Inc., CC BY 4.0. Reference: ShotSpotter Tech Note 098, Table III.\n");
     println!(
         "{:<5} {:>5} {:>14} {:>6} {:>8} {:>8} {:>8} {:>8} {:>9} {:>11} {:>8} | {:>9} {:>9}",
@@ -350,6 +527,26 @@ pub fn pittsburgh(dir: &Path, verbose: bool, json: bool) -> anyhow::Result<()> {
         format!("{}/{}", all.10, all.3.len()),
         all.9 / all.5 as f64
     );
+    if audio {
+        let few = |k: usize| -> usize {
+            positions
+                .values()
+                .flat_map(|r| &r.tests)
+                .filter(|t| t.timing.as_ref().is_some_and(|m| m.audio_sensors < k))
+                .map(|t| t.rounds)
+                .sum()
+        };
+        println!(
+            "\nRounds in tests with fewer than 3 sensors with audio: {}; fewer than 4 (the fewest the locate engine accepts): {}.",
+            few(3),
+            few(4)
+        );
+        println!("Ghosts are located shots not within 25 m of the survey; their share of rounds: {:.1} %.", 100.0 * all.2 as f64 / all.0.max(1) as f64);
+        if verbose {
+            print_verbose(&positions);
+        }
+        return Ok(());
+    }
     println!(
         "\nAssociation vs ShotSpotter's own pulse selection (nlos-tuples): {} of our {} pulses are in theirs; we used {:.1} % of their {}.",
         all.7,
@@ -364,23 +561,7 @@ pub fn pittsburgh(dir: &Path, verbose: bool, json: bool) -> anyhow::Result<()> {
     println!("The survey positions are good to about 2.5 m (smartphone GPS), the floor of what these errors can show;");
     println!("'in +survey' counts errors within err95 combined with the survey's own 95 % radius ({SURVEY_R95_M:.1} m).");
     if verbose {
-        for r in positions.values() {
-            for t in &r.tests {
-                println!(
-                    "{} {} rounds {} shots {} hits {} ghosts {} errors {:?} err95 {:?} sensors {:?} {:.1} ms",
-                    r.position,
-                    t.test,
-                    t.rounds,
-                    t.shots,
-                    t.hits,
-                    t.ghosts,
-                    t.errors_m.iter().map(|e| (e * 100.0).round() / 100.0).collect::<Vec<_>>(),
-                    t.err95_m.iter().map(|e| (e * 100.0).round() / 100.0).collect::<Vec<_>>(),
-                    t.sensors,
-                    t.millis
-                );
-            }
-        }
+        print_verbose(&positions);
     }
     Ok(())
 }

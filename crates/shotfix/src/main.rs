@@ -4,6 +4,7 @@
 //! malformed files, too few sensors), with one line on stderr; 2 for a command
 //! line that does not parse. Nothing partial is ever written to stdout.
 
+mod analyze_cmd;
 mod eval;
 mod locate_cmd;
 mod output;
@@ -33,6 +34,20 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Detect pulses in every sensor's audio, then locate (a research-layout test folder, a folder of ShotSpotter smj0 WAVs, or a scene folder with audio).
+    Analyze {
+        path: PathBuf,
+        /// Print one JSON document (CONTRACT.md §4) instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print each sensor's detected pulses (time, level, SNR, rank, features) for inspection.
+    Pulses {
+        path: PathBuf,
+        /// Print JSON (with every feature, including the log-mel patch) instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Score shotfix against data with known answers.
     #[command(subcommand)]
     Eval(EvalCommand),
@@ -50,6 +65,10 @@ enum EvalCommand {
         /// Print the results as JSON instead of tables.
         #[arg(long)]
         json: bool,
+        /// Work from the audio alone: score pulse timing against ShotSpotter's
+        /// reported pulses, then analyze every test end to end.
+        #[arg(long)]
+        audio: bool,
     },
 }
 
@@ -57,9 +76,14 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Locate { path, json } => locate_cmd::run(&path, json),
-        Command::Eval(EvalCommand::Pittsburgh { dir, verbose, json }) => {
-            eval::pittsburgh(&dir, verbose, json)
-        }
+        Command::Analyze { path, json } => analyze_cmd::run_analyze(&path, json),
+        Command::Pulses { path, json } => analyze_cmd::run_pulses(&path, json),
+        Command::Eval(EvalCommand::Pittsburgh {
+            dir,
+            verbose,
+            json,
+            audio,
+        }) => eval::pittsburgh(&dir, verbose, json, audio),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -8,6 +8,11 @@
 //!    duplicate ids, non-finite numbers: exit 1, one line on stderr, nothing on stdout.
 //! 5. `locate_wgs84_scene`: a scene folder in latitude/longitude.
 //! 6. `eval_pittsburgh_scores_a_position`: the evaluation on one firing position.
+//! 7. `analyze_from_audio_only`: a research folder stripped to its audio, metadata
+//!    and weather: two rounds of FP1 test_001 located within 5 m of the survey.
+//! 8. `analyze_and_pulses_on_shotspotter_wavs`: the real Chicago incident (six
+//!    smj0 WAVs): WGS84 output; every sensor hears the burst's rounds.
+//! 9. `bad_audio_is_one_line_and_non_zero`: truncated and corrupt WAVs.
 
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
@@ -243,4 +248,118 @@ fn eval_pittsburgh_scores_a_position() {
     assert!(row.contains("36/36"), "{row}");
     let ghosts: usize = row.split_whitespace().nth(3).unwrap().parse().unwrap();
     assert_eq!(ghosts, 0, "{row}");
+}
+
+fn chicago() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/data/shotspotter-wav/ChicagoILDistrict7_312 2022-09-21 015200--Request 4072698")
+}
+
+#[test]
+fn analyze_from_audio_only() {
+    let src = data().join("FP1/test_001");
+    let tmp = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(&src).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name.contains(".audio.") || name.ends_with(".weather.json") {
+            std::fs::copy(&path, tmp.path().join(&name)).unwrap();
+        }
+    }
+    let doc = json(&shotfix(&[
+        "analyze",
+        tmp.path().to_str().unwrap(),
+        "--json",
+    ]));
+    assert_eq!(doc["frame"], "local");
+    let survey: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(src.join("test_001.survey.json")).unwrap())
+            .unwrap();
+    let (sx, sy) = (
+        survey["survey_location"]["x"].as_f64().unwrap(),
+        survey["survey_location"]["y"].as_f64().unwrap(),
+    );
+    let shots: Vec<&serde_json::Value> = doc["incidents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|i| i["shots"].as_array().unwrap())
+        .collect();
+    let near = shots
+        .iter()
+        .filter(|s| (s["x"].as_f64().unwrap() - sx).hypot(s["y"].as_f64().unwrap() - sy) < 5.0)
+        .count();
+    assert!(near >= 2 && shots.len() <= 3, "{doc:#}");
+}
+
+#[test]
+fn analyze_and_pulses_on_shotspotter_wavs() {
+    let dir = chicago();
+    let doc = json(&shotfix(&["analyze", dir.to_str().unwrap(), "--json"]));
+    assert_eq!(doc["frame"], "wgs84");
+    for shot in doc["incidents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|i| i["shots"].as_array().unwrap())
+    {
+        assert!(shot["lat"].as_f64().unwrap() > 41.7 && shot["lon"].as_f64().unwrap() < -87.6);
+    }
+    let pulses = json(&shotfix(&["pulses", dir.to_str().unwrap(), "--json"]));
+    let sensors = pulses["sensors"].as_array().unwrap();
+    assert_eq!(sensors.len(), 6);
+    for s in sensors {
+        assert_eq!(s["full_scale_db_spl"], 93.09);
+        // The burst: at least four loud first arrivals at every sensor, all
+        // within the recording (the rounds come between 1 and 10 s).
+        let loud: Vec<f64> = s["pulses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["rank"] == 0 && p["snr_db"].as_f64().unwrap() > 15.0)
+            .map(|p| p["onset_s"].as_f64().unwrap())
+            .collect();
+        assert!(loud.len() >= 4, "{}: {loud:?}", s["sensor"]);
+        assert!(
+            loud.iter().all(|t| (1.0..10.0).contains(t)),
+            "{}: {loud:?}",
+            s["sensor"]
+        );
+    }
+    let table = shotfix(&["pulses", dir.to_str().unwrap()]);
+    assert!(table.status.success());
+    assert!(String::from_utf8_lossy(&table.stdout).contains("SCP-00-BNG-5688"));
+}
+
+#[test]
+fn bad_audio_is_one_line_and_non_zero() {
+    let src = data().join("FP1/test_001");
+    // A truncated WAV (header says more data than there is).
+    let tmp = tempfile::tempdir().unwrap();
+    let name = "test_001.audio.SCP-00-BNG-5567";
+    let bytes = std::fs::read(src.join(format!("{name}.wav"))).unwrap();
+    std::fs::copy(
+        src.join(format!("{name}.json")),
+        tmp.path().join(format!("{name}.json")),
+    )
+    .unwrap();
+    let corrupt: [&[u8]; 3] = [
+        &bytes[..bytes.len() / 3],
+        b"RIFF\x04\0\0\0WAVE",
+        b"not audio",
+    ];
+    for content in corrupt {
+        std::fs::write(tmp.path().join(format!("{name}.wav")), content).unwrap();
+        for cmd in ["analyze", "pulses"] {
+            let out = shotfix(&[cmd, tmp.path().to_str().unwrap(), "--json"]);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "{stderr}");
+            assert!(out.stdout.is_empty(), "partial stdout");
+            assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+            assert!(
+                stderr.starts_with("shotfix: error:") && stderr.contains(name),
+                "{stderr}"
+            );
+        }
+    }
 }

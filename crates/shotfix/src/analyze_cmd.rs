@@ -1,0 +1,243 @@
+//! `shotfix analyze PATH [--json]` and `shotfix pulses PATH [--json]`: detect
+//! pulses in every sensor's audio, then (for `analyze`) run the locate engine on
+//! them exactly as `locate` does on reported pulses.
+
+use std::fmt::Write as _;
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::Context;
+use dsp::{DetectedPulse, DetectorConfig};
+use formats::{AnalyzeInput, AudioClip, LocateInput};
+use locate::{LocateConfig, LocateOutput, Medium, PulseSet};
+use model::{Pulse, PulseId};
+use serde::Serialize;
+
+use crate::output;
+
+/// One clip's detections.
+#[derive(Debug, Clone)]
+pub struct ClipPulses {
+    pub clip: AudioClip,
+    pub pulses: Vec<DetectedPulse>,
+}
+
+/// Runs the detector on one clip.
+pub fn detect_clip(clip: &AudioClip) -> anyhow::Result<Vec<DetectedPulse>> {
+    let mut config = DetectorConfig::new(clip.sample_rate_hz);
+    config.full_scale_db_spl = clip.full_scale_db_spl;
+    dsp::detect(&clip.samples, config).with_context(|| format!("{}", clip.path.display()))
+}
+
+/// The id of the `index`-th pulse detected at a sensor: stable for the same audio.
+fn pulse_id(clip: &AudioClip, index: usize) -> PulseId {
+    PulseId(format!("{}#{}", clip.sensor, index + 1))
+}
+
+/// Detected pulses as the locate engine's input.
+pub fn to_locate_input(input: &AnalyzeInput, detected: &[ClipPulses]) -> LocateInput {
+    let pulses: Vec<Pulse> = detected
+        .iter()
+        .flat_map(|c| {
+            c.pulses.iter().enumerate().map(|(i, p)| Pulse {
+                id: pulse_id(&c.clip, i),
+                sensor: c.clip.sensor.clone(),
+                t: c.clip.start.offset_by_seconds(p.onset_s),
+                snr_db: Some(p.snr_db as f64),
+                level_db_spl: p.peak_db_spl.map(f64::from),
+            })
+        })
+        .collect();
+    LocateInput {
+        frame: input.frame,
+        sensors: input.sensors.clone(),
+        pulses,
+        weather: input.weather,
+    }
+}
+
+/// Reads a folder, detects and locates.
+pub fn analyze_folder(
+    path: &Path,
+) -> anyhow::Result<(LocateInput, Medium, LocateOutput, Vec<ClipPulses>)> {
+    let input = formats::read_analyze_input(path)?;
+    let detected = detect_all(&input)?;
+    let located = to_locate_input(&input, &detected);
+    let medium = Medium::from_weather(&located.weather);
+    // Fewer than three sensors with pulses cannot be located; that is a result
+    // (no shots), not an error.
+    let out = match PulseSet::new(located.sensors.clone(), located.pulses.clone()) {
+        Ok(set) => locate::locate(&set, &medium, &LocateConfig::default()),
+        Err(locate::InputError::TooFewSensors { .. }) => LocateOutput {
+            incidents: Vec::new(),
+            unused_pulses: located.pulses.len(),
+        },
+        Err(e) => return Err(e).with_context(|| format!("{}", path.display())),
+    };
+    Ok((located, medium, out, detected))
+}
+
+pub fn detect_all(input: &AnalyzeInput) -> anyhow::Result<Vec<ClipPulses>> {
+    input
+        .clips
+        .iter()
+        .map(|clip| {
+            Ok(ClipPulses {
+                pulses: detect_clip(clip)?,
+                clip: clip.clone(),
+            })
+        })
+        .collect()
+}
+
+fn write_stdout(text: &str) {
+    // A closed pipe (`| head`) is not an error worth reporting.
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+}
+
+pub fn run_analyze(path: &Path, json: bool) -> anyhow::Result<()> {
+    let (input, medium, out, _) = analyze_folder(path)?;
+    let doc = output::document(&input, &medium, &out);
+    let text = if json {
+        serde_json::to_string_pretty(&doc).context("serialising the result")? + "\n"
+    } else {
+        output::table(&doc)
+    };
+    write_stdout(&text);
+    Ok(())
+}
+
+#[derive(Debug, Serialize)]
+struct PulsesDoc {
+    software: String,
+    sensors: Vec<SensorPulses>,
+}
+
+#[derive(Debug, Serialize)]
+struct SensorPulses {
+    sensor: String,
+    file: String,
+    start_utc: String,
+    sample_rate_hz: u32,
+    seconds: f64,
+    full_scale_db_spl: Option<f64>,
+    pulses: Vec<PulseOut>,
+}
+
+#[derive(Debug, Serialize)]
+struct PulseOut {
+    id: String,
+    t_utc: String,
+    onset_s: f64,
+    rank: u32,
+    peak_dbfs: f32,
+    peak_db_spl: Option<f32>,
+    snr_db: f32,
+    level_vs_first_db: f32,
+    duration_ms: f32,
+    rise_time_ms: f32,
+    positive_phase_ms: f32,
+    decay_20db_ms: f32,
+    spectral_centroid_hz: f32,
+    spectral_bandwidth_hz: f32,
+    band_energy_db: [f32; 8],
+    log_mel_db: Vec<Vec<f32>>,
+}
+
+pub fn run_pulses(path: &Path, json: bool) -> anyhow::Result<()> {
+    let input = formats::read_analyze_input(path)?;
+    let detected = detect_all(&input)?;
+    let sensors: Vec<SensorPulses> = detected
+        .iter()
+        .map(|c| SensorPulses {
+            sensor: c.clip.sensor.to_string(),
+            file: c.clip.path.display().to_string(),
+            start_utc: c.clip.start.to_rfc3339(),
+            sample_rate_hz: c.clip.sample_rate_hz,
+            seconds: c.clip.samples.len() as f64 / c.clip.sample_rate_hz as f64,
+            full_scale_db_spl: c.clip.full_scale_db_spl,
+            pulses: c
+                .pulses
+                .iter()
+                .enumerate()
+                .map(|(i, p)| {
+                    let f = &p.features;
+                    PulseOut {
+                        id: pulse_id(&c.clip, i).0,
+                        t_utc: c.clip.start.offset_by_seconds(p.onset_s).to_rfc3339(),
+                        onset_s: p.onset_s,
+                        rank: p.rank,
+                        peak_dbfs: p.peak_dbfs,
+                        peak_db_spl: p.peak_db_spl,
+                        snr_db: p.snr_db,
+                        level_vs_first_db: p.level_vs_first_db,
+                        duration_ms: f.duration_s * 1e3,
+                        rise_time_ms: f.rise_time_s * 1e3,
+                        positive_phase_ms: f.positive_phase_s * 1e3,
+                        decay_20db_ms: f.decay_20db_s * 1e3,
+                        spectral_centroid_hz: f.spectral_centroid_hz,
+                        spectral_bandwidth_hz: f.spectral_bandwidth_hz,
+                        band_energy_db: f.band_energy_db,
+                        log_mel_db: f.log_mel.iter().map(|r| r.to_vec()).collect(),
+                    }
+                })
+                .collect(),
+        })
+        .collect();
+    if json {
+        let doc = PulsesDoc {
+            software: format!("shotfix {}", env!("CARGO_PKG_VERSION")),
+            sensors,
+        };
+        write_stdout(&(serde_json::to_string_pretty(&doc).context("serialising pulses")? + "\n"));
+        return Ok(());
+    }
+    let mut text = String::new();
+    for s in &sensors {
+        let spl = s.full_scale_db_spl.map_or("uncalibrated".to_string(), |v| {
+            format!("full scale {v:.2} dB SPL")
+        });
+        let _ = writeln!(
+            text,
+            "{}  {} Hz, {:.2} s from {}, {}  ({} pulses)",
+            s.sensor,
+            s.sample_rate_hz,
+            s.seconds,
+            s.start_utc,
+            spl,
+            s.pulses.len()
+        );
+        let _ = writeln!(
+            text,
+            "  {:<32} {:>9} {:>4} {:>7} {:>7} {:>6} {:>7} {:>7} {:>6} {:>6}",
+            "t_utc (onset)",
+            "in file s",
+            "rank",
+            "dBFS",
+            "dB SPL",
+            "SNR",
+            "vs 1st",
+            "dur ms",
+            "pos ms",
+            "cen Hz"
+        );
+        for p in &s.pulses {
+            let _ = writeln!(
+                text,
+                "  {:<32} {:>9.4} {:>4} {:>7.1} {:>7} {:>6.1} {:>7.1} {:>7.1} {:>6.2} {:>6.0}",
+                p.t_utc,
+                p.onset_s,
+                p.rank,
+                p.peak_dbfs,
+                p.peak_db_spl.map_or("-".to_string(), |v| format!("{v:.1}")),
+                p.snr_db,
+                p.level_vs_first_db,
+                p.duration_ms,
+                p.positive_phase_ms,
+                p.spectral_centroid_hz
+            );
+        }
+    }
+    write_stdout(&text);
+    Ok(())
+}
