@@ -71,6 +71,12 @@ const PICK_RISE_S: f64 = 0.020;
 /// air, s: real microphones always hiss. After a gap the floor is learned anew.
 const GAP_S: f64 = 0.010;
 
+/// The noise floor, following a change in the background by 10 dB per
+/// [`DetectorConfig::floor_adapt_s`].
+fn new_floor(config: &DetectorConfig) -> QuantileTracker {
+    QuantileTracker::new(config.samples(config.floor_adapt_s), 10.0)
+}
+
 /// A streaming impulse detector for one mono channel.
 ///
 /// Feed samples with [`Detector::process`] in blocks of any size, then call
@@ -132,7 +138,6 @@ impl Detector {
             + span as usize
             + config.samples(PICK_RISE_S)
             + 16;
-        let window = capacity;
         Ok(Detector {
             fs,
             highpass: Biquad::highpass(fs, config.highpass_hz),
@@ -141,7 +146,7 @@ impl Detector {
             lta: 0.0,
             lta_delayed: vec![0.0; config.samples(TAIL_DELAY_S)],
             lta_alpha: 1.0 - (-1.0 / (config.tail_s * fs)).exp(),
-            floor: QuantileTracker::new(config.samples(config.floor_adapt_s), 10.0),
+            floor: new_floor(&config),
             warmup_len: config.samples(WARMUP_S) as u64,
             warmup_seen: 0,
             warmup_log_sum: 0.0,
@@ -162,8 +167,8 @@ impl Detector {
             pending: [Pending::default(); PENDING_MAX],
             pending_len: 0,
             extractor,
-            win_raw: vec![0.0; window],
-            win_filtered: vec![0.0; window],
+            win_raw: vec![0.0; capacity],
+            win_filtered: vec![0.0; capacity],
             cum: vec![(0.0, 0.0); pick_before + config.samples(PICK_RISE_S) + pick_after + 2],
             group: None,
             group_rank: 0,
@@ -226,7 +231,7 @@ impl Detector {
             self.state = State::Warmup;
             self.warmup_seen = 0;
             self.warmup_log_sum = 0.0;
-            self.floor = QuantileTracker::new(self.config.samples(self.config.floor_adapt_s), 10.0);
+            self.floor = new_floor(&self.config);
         }
         match self.state {
             State::Warmup => {

@@ -229,17 +229,13 @@ impl Extractor {
         } else {
             0.0
         } as f32;
-        let (_, raw_peak) =
-            raw[i0..first]
-                .iter()
-                .map(|&v| v - baseline)
-                .fold((0, 0.0f32), |(_, bv), v| {
-                    if v.abs() > bv.abs() {
-                        (0, v)
-                    } else {
-                        (0, bv)
-                    }
-                });
+        let raw_peak = raw[i0..first]
+            .iter()
+            .map(|&v| v - baseline)
+            .fold(
+                0.0f32,
+                |best, v| if v.abs() > best.abs() { v } else { best },
+            );
         let positive_phase_s = if raw_peak == 0.0 {
             0.0
         } else {

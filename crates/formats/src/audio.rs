@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use model::{Sensor, SensorId, UtcNanos, Weather};
 
 use crate::smj0::{parse_smj0, Smj0};
-use crate::{list_dir, research, scene, smj0, FormatError, Frame};
+use crate::{list_dir, require_folder, research, scene, smj0, FormatError, Frame};
 
 /// The largest WAV file read, bytes (1 GiB): about 12 hours of 12 kHz 16-bit mono,
 /// or 46 minutes of 96 kHz 32-bit float. The decoded channel 0 takes at most twice
@@ -503,13 +503,7 @@ fn le_u32(bytes: &[u8], at: usize) -> Option<u32> {
 ///
 /// Otherwise [`FormatError::UnknownAudioLayout`].
 pub fn read_analyze_input(path: &Path) -> Result<AnalyzeInput, FormatError> {
-    let meta = std::fs::metadata(path).map_err(|source| FormatError::Io {
-        path: path.to_owned(),
-        source,
-    })?;
-    if !meta.is_dir() {
-        return Err(FormatError::invalid(path, "expected a folder"));
-    }
+    require_folder(path)?;
     if path.join("scene.json").is_file() {
         return scene::read_scene_audio(path);
     }

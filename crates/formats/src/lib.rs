@@ -107,15 +107,22 @@ pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(
     })
 }
 
-/// Reads either kind of folder `shotfix locate` accepts.
-pub fn read_locate_input(path: &Path) -> Result<LocateInput, FormatError> {
+/// An input PATH must be a folder that exists.
+pub(crate) fn require_folder(path: &Path) -> Result<(), FormatError> {
     let meta = std::fs::metadata(path).map_err(|source| FormatError::Io {
         path: path.to_owned(),
         source,
     })?;
-    if !meta.is_dir() {
-        return Err(FormatError::invalid(path, "expected a folder"));
+    if meta.is_dir() {
+        Ok(())
+    } else {
+        Err(FormatError::invalid(path, "expected a folder"))
     }
+}
+
+/// Reads either kind of folder `shotfix locate` accepts.
+pub fn read_locate_input(path: &Path) -> Result<LocateInput, FormatError> {
+    require_folder(path)?;
     if path.join("scene.json").is_file() {
         return scene::read_scene(path);
     }

@@ -47,20 +47,14 @@ struct WireWeather {
 
 /// The one file in `dir` whose name ends with `suffix`; an error if there are several.
 pub fn find_one(dir: &Path, suffix: &str) -> Result<Option<PathBuf>, FormatError> {
-    let entries = std::fs::read_dir(dir).map_err(|source| FormatError::Io {
-        path: dir.to_owned(),
-        source,
-    })?;
-    let mut found: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok())
-        .map(|e| e.path())
+    let mut found: Vec<PathBuf> = list_dir(dir)?
+        .into_iter()
         .filter(|p| {
             p.file_name()
                 .and_then(|n| n.to_str())
                 .is_some_and(|n| n.ends_with(suffix))
         })
         .collect();
-    found.sort();
     match found.len() {
         0 => Ok(None),
         1 => Ok(found.pop()),

@@ -34,8 +34,9 @@ fn pulse_id(clip: &AudioClip, index: usize) -> PulseId {
     PulseId(format!("{}#{}", clip.sensor, index + 1))
 }
 
-/// Detected pulses as the locate engine's input.
-pub fn to_locate_input(input: &AnalyzeInput, detected: &[ClipPulses]) -> LocateInput {
+/// Detected pulses, with the rest of the folder (`input`'s clips already taken
+/// into `detected`), as the locate engine's input.
+pub fn to_locate_input(input: AnalyzeInput, detected: &[ClipPulses]) -> LocateInput {
     let pulses: Vec<Pulse> = detected
         .iter()
         .flat_map(|c| {
@@ -50,7 +51,7 @@ pub fn to_locate_input(input: &AnalyzeInput, detected: &[ClipPulses]) -> LocateI
         .collect();
     LocateInput {
         frame: input.frame,
-        sensors: input.sensors.clone(),
+        sensors: input.sensors,
         pulses,
         weather: input.weather,
     }
@@ -60,9 +61,9 @@ pub fn to_locate_input(input: &AnalyzeInput, detected: &[ClipPulses]) -> LocateI
 pub fn analyze_folder(
     path: &Path,
 ) -> anyhow::Result<(LocateInput, Medium, LocateOutput, Vec<ClipPulses>)> {
-    let input = formats::read_analyze_input(path)?;
-    let detected = detect_all(&input)?;
-    let located = to_locate_input(&input, &detected);
+    let mut input = formats::read_analyze_input(path)?;
+    let detected = detect_all(std::mem::take(&mut input.clips))?;
+    let located = to_locate_input(input, &detected);
     let medium = Medium::from_weather(&located.weather);
     // Fewer than three sensors with pulses cannot be located; that is a result
     // (no shots), not an error.
@@ -77,14 +78,15 @@ pub fn analyze_folder(
     Ok((located, medium, out, detected))
 }
 
-pub fn detect_all(input: &AnalyzeInput) -> anyhow::Result<Vec<ClipPulses>> {
-    input
-        .clips
-        .iter()
+/// Runs the detector on every clip; each clip moves into its result, so the
+/// audio is never copied.
+pub fn detect_all(clips: Vec<AudioClip>) -> anyhow::Result<Vec<ClipPulses>> {
+    clips
+        .into_iter()
         .map(|clip| {
             Ok(ClipPulses {
-                pulses: detect_clip(clip)?,
-                clip: clip.clone(),
+                pulses: detect_clip(&clip)?,
+                clip,
             })
         })
         .collect()
@@ -146,7 +148,7 @@ struct PulseOut {
 
 pub fn run_pulses(path: &Path, json: bool) -> anyhow::Result<()> {
     let input = formats::read_analyze_input(path)?;
-    let detected = detect_all(&input)?;
+    let detected = detect_all(input.clips)?;
     let sensors: Vec<SensorPulses> = detected
         .iter()
         .map(|c| SensorPulses {

@@ -220,14 +220,20 @@ fn evaluate_test(dir: &Path, audio: bool) -> anyhow::Result<TestResult> {
     let (mut reference_pulses, mut in_reference) = (0, 0);
     let mut reference_set_errors_m = Vec::new();
     let mut timing_result = None;
-    if let (Some(detected), Some(path)) = (&detected, file_with_suffix(dir, ".nlos-tuples.json")?) {
-        let tuples: Vec<Tuple> = serde_json::from_str(&std::fs::read_to_string(&path)?)
-            .with_context(|| format!("{}", path.display()))?;
-        let selected: HashSet<String> = tuples.into_iter().flat_map(|t| t.pulse_uuids).collect();
+    let tuples: Option<Vec<Tuple>> = match file_with_suffix(dir, ".nlos-tuples.json")? {
+        Some(path) => Some(
+            serde_json::from_str(&std::fs::read_to_string(&path)?)
+                .with_context(|| format!("{}", path.display()))?,
+        ),
+        None => None,
+    };
+    if let (Some(detected), Some(tuples)) = (&detected, &tuples) {
+        let selected: HashSet<String> = tuples
+            .iter()
+            .flat_map(|t| t.pulse_uuids.iter().cloned())
+            .collect();
         timing_result = Some(timing(dir, detected, &selected)?);
-    } else if let Some(path) = file_with_suffix(dir, ".nlos-tuples.json")? {
-        let tuples: Vec<Tuple> = serde_json::from_str(&std::fs::read_to_string(&path)?)
-            .with_context(|| format!("{}", path.display()))?;
+    } else if let Some(tuples) = &tuples {
         let reference: HashSet<&String> = tuples.iter().flat_map(|t| &t.pulse_uuids).collect();
         reference_pulses = reference.len();
         in_reference = used.iter().filter(|u| reference.contains(u)).count();
@@ -235,7 +241,7 @@ fn evaluate_test(dir: &Path, audio: bool) -> anyhow::Result<TestResult> {
         let input = formats::read_locate_input(dir)?;
         let set = locate::PulseSet::new(input.sensors.clone(), input.pulses.clone())?;
         let medium = locate::Medium::from_weather(&input.weather);
-        for tuple in &tuples {
+        for tuple in tuples {
             let points: Vec<locate::start::TimedPoint> = tuple
                 .pulse_uuids
                 .iter()
