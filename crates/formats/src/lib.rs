@@ -15,11 +15,13 @@
 pub mod audio;
 pub mod research;
 pub mod scene;
+pub mod scene_write;
 pub mod smj0;
 
 pub use audio::{
     parse_wav_bytes, read_analyze_input, read_wav, AnalyzeInput, AudioClip, Wav, WavEncoding,
 };
+pub use scene_write::{read_truth, write_scene, AudioOut, BuildingOut, SceneOut};
 pub use smj0::{parse_smj0, Smj0};
 
 use std::path::{Path, PathBuf};

@@ -62,6 +62,9 @@ struct WireAudio {
     sensor: String,
     file: String,
     start_utc: String,
+    /// Extension: the peak SPL of digital full scale, when the recorder is calibrated.
+    #[serde(default)]
+    full_scale_db_spl: Option<f64>,
 }
 
 /// What `scene.json` says, checked, with every position in the scene's local
@@ -284,12 +287,16 @@ pub fn read_scene_audio(dir: &Path) -> Result<AnalyzeInput, FormatError> {
         }
         let path = dir.join(file);
         let wav = read_wav(&path)?;
-        clips.push(AudioClip::from_wav(
-            SensorId(a.sensor.clone()),
-            path,
-            start,
-            wav,
-        ));
+        let mut clip = AudioClip::from_wav(SensorId(a.sensor.clone()), path, start, wav);
+        if let Some(fs) = a.full_scale_db_spl {
+            if !(fs.is_finite() && (60.0..=200.0).contains(&fs)) {
+                return Err(invalid(format!(
+                    "{entry}: full_scale_db_spl {fs} is not a plausible level (60–200 dB SPL)"
+                )));
+            }
+            clip.full_scale_db_spl = Some(fs);
+        }
+        clips.push(clip);
     }
     clips.sort_by(|a, b| a.sensor.cmp(&b.sensor));
     Ok(AnalyzeInput {

@@ -10,9 +10,11 @@ pub mod geo;
 pub mod incident;
 pub mod pulse;
 pub mod time;
+pub mod truth;
 
 pub use acoustics::{speed_of_sound_m_s, Weather};
 pub use geo::{Geodetic, LocalFrame, Point3};
 pub use incident::{Class, Incident, Shot, ShotArrival};
 pub use pulse::{Pulse, PulseId, Sensor, SensorId};
 pub use time::UtcNanos;
+pub use truth::TruthEvent;

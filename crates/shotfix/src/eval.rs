@@ -367,7 +367,7 @@ fn print_timing(positions: &BTreeMap<String, PositionResult>) {
     println!("Their times are truncated to whole milliseconds, so a true arrival lies on average 0.5 ms after the time they report.");
 }
 
-fn subdirs(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+pub fn subdirs(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| format!("{}", dir.display()))?
         .filter_map(|e| e.ok())

@@ -6,8 +6,10 @@
 
 mod analyze_cmd;
 mod eval;
+mod eval_sim;
 mod locate_cmd;
 mod output;
+mod simulate_cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -48,6 +50,13 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Simulate a scenario (TOML) and write a scene folder with audio, pulses and truth.json.
+    Simulate {
+        scenario: PathBuf,
+        /// The scene folder to write (new, empty, or an earlier scene).
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Score shotfix against data with known answers.
     #[command(subcommand)]
     Eval(EvalCommand),
@@ -70,6 +79,24 @@ enum EvalCommand {
         #[arg(long)]
         audio: bool,
     },
+    /// Compare simulated received levels against distance with the real Pittsburgh pulses.
+    Calibration {
+        #[arg(default_value = "../shared/data/pittsburgh-dev")]
+        pittsburgh: PathBuf,
+        #[arg(long, default_value = "scenarios/calibration/pittsburgh.toml")]
+        scenario: PathBuf,
+        /// Also write every (distance, level) point as CSV, for plotting.
+        #[arg(long)]
+        csv: Option<PathBuf>,
+    },
+    /// Simulate every scenario (*.toml) under DIR, locate and analyze each, and score against the truth.
+    Scenarios {
+        #[arg(default_value = "scenarios")]
+        dir: PathBuf,
+        /// Print the results as JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -84,6 +111,13 @@ fn main() -> ExitCode {
             json,
             audio,
         }) => eval::pittsburgh(&dir, verbose, json, audio),
+        Command::Simulate { scenario, out } => simulate_cmd::run(&scenario, &out),
+        Command::Eval(EvalCommand::Scenarios { dir, json }) => eval_sim::run(&dir, json),
+        Command::Eval(EvalCommand::Calibration {
+            pittsburgh,
+            scenario,
+            csv,
+        }) => eval_sim::calibration(&pittsburgh, &scenario, csv.as_deref()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

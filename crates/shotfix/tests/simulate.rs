@@ -1,0 +1,176 @@
+//! End-to-end tests of `shotfix simulate` and `shotfix eval scenarios`.
+//!
+//! 1. `every_standard_scenario_simulates`: each `scenarios/*.toml` is valid and
+//!    gives sensors, truth and pulses (pulses only, to stay fast).
+//! 2. `simulated_scene_round_trips_through_locate_and_analyze`: the quiet-night
+//!    scenario written as a scene folder; `locate` (pulses) and `analyze` (audio)
+//!    find most of its shots within 25 m of the truth.
+//! 3. `eval_scenarios_prints_a_row_per_mode`: the evaluation table on one scenario.
+//! 4. `bad_scenarios_are_one_line_and_non_zero`.
+
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn scenarios() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios")
+}
+
+fn shotfix(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_shotfix"))
+        .args(args)
+        .output()
+        .expect("run shotfix")
+}
+
+fn truth(dir: &Path) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(dir.join("truth.json")).unwrap();
+    let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+    doc["events"].as_array().unwrap().clone()
+}
+
+#[test]
+fn every_standard_scenario_simulates() {
+    let mut names: Vec<PathBuf> = std::fs::read_dir(scenarios())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    names.sort();
+    assert_eq!(names.len(), 8, "the eight standard scenarios of issue 4");
+    for path in names {
+        let mut scenario: sim::Scenario =
+            toml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        scenario.output.audio = false;
+        let scene = sim::simulate(&scenario).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert!(scene.sensors.len() >= 20, "{}", path.display());
+        assert!(
+            scene.truth.iter().any(|e| e.is_gunshot()),
+            "{}",
+            path.display()
+        );
+        assert!(scene.pulses.len() > scene.truth.len(), "{}", path.display());
+    }
+}
+
+#[test]
+fn simulated_scene_round_trips_through_locate_and_analyze() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("scene");
+    let scenario = scenarios().join("quiet-night.toml");
+    let run = shotfix(&[
+        "simulate",
+        scenario.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let events = truth(&out);
+    assert_eq!(events.len(), 6);
+    for command in ["locate", "analyze"] {
+        let run = shotfix(&[command, out.to_str().unwrap(), "--json"]);
+        assert!(
+            run.status.success(),
+            "{command}: {}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        let doc: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+        let shots: Vec<&serde_json::Value> = doc["incidents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|i| i["shots"].as_array().unwrap())
+            .collect();
+        let found = events
+            .iter()
+            .filter(|e| {
+                shots.iter().any(|s| {
+                    let (dx, dy) = (
+                        s["x"].as_f64().unwrap() - e["x"].as_f64().unwrap(),
+                        s["y"].as_f64().unwrap() - e["y"].as_f64().unwrap(),
+                    );
+                    dx.hypot(dy) <= 25.0
+                })
+            })
+            .count();
+        assert!(found >= 4, "{command}: {found} of 6 shots within 25 m");
+    }
+    // Writing again over an earlier scene is allowed; over anything else it is not.
+    assert!(shotfix(&[
+        "simulate",
+        scenario.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap()
+    ])
+    .status
+    .success());
+    let other = dir.path().join("other");
+    std::fs::create_dir(&other).unwrap();
+    std::fs::write(other.join("notes.txt"), "keep me").unwrap();
+    let refused = shotfix(&[
+        "simulate",
+        scenario.to_str().unwrap(),
+        "--out",
+        other.to_str().unwrap(),
+    ]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(other.join("notes.txt").exists());
+}
+
+#[test]
+fn eval_scenarios_prints_a_row_per_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        scenarios().join("sparse.toml"),
+        dir.path().join("sparse.toml"),
+    )
+    .unwrap();
+    let run = shotfix(&["eval", "scenarios", dir.path().to_str().unwrap(), "--json"]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&run.stdout).unwrap();
+    assert_eq!(rows.len(), 2);
+    for row in rows {
+        assert_eq!(row["gunshots"], 9);
+        assert!(row["within_25m"].as_u64().unwrap() >= 7, "{row}");
+        assert_eq!(row["ghosts"], 0, "{row}");
+    }
+}
+
+#[test]
+fn bad_scenarios_are_one_line_and_non_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        ("syntax.toml", "name = \"x\"\nseed = [\n"),
+        ("unknown.toml", "name = \"x\"\nbogus = 1\n"),
+        (
+            "nan.toml",
+            "name = \"x\"\nstart_utc = \"2026-01-01T00:00:00Z\"\nduration_s = nan\n[origin]\nlat = 0.0\nlon = 0.0\n[city]\nwidth_m = 100.0\ndepth_m = 100.0\n",
+        ),
+    ];
+    for (name, text) in cases {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        let out = shotfix(&[
+            "simulate",
+            path.to_str().unwrap(),
+            "--out",
+            dir.path().join("o").to_str().unwrap(),
+        ]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{name}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{name}: {stderr}");
+        assert!(stderr.starts_with("shotfix: error: "), "{name}: {stderr}");
+        assert!(out.stdout.is_empty());
+    }
+    let missing = shotfix(&["simulate", "/nonexistent.toml", "--out", "/tmp/x"]);
+    assert_eq!(missing.status.code(), Some(1));
+}
