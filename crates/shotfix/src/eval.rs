@@ -113,7 +113,7 @@ fn rms(v: &[f64]) -> f64 {
     }
 }
 
-fn quantile(v: &[f64], q: f64) -> f64 {
+pub(crate) fn quantile(v: &[f64], q: f64) -> f64 {
     if v.is_empty() {
         return f64::NAN;
     }

@@ -11,6 +11,7 @@ use locate::{LocateConfig, LocateOutput};
 use model::{Incident, TruthEvent};
 use serde::Serialize;
 
+use crate::eval::quantile;
 use crate::{analyze_cmd, locate_cmd, simulate_cmd};
 
 /// A located shot and a truth event match when their emission times are at most
@@ -42,17 +43,6 @@ pub struct Score {
     /// Located shots that match no event at all.
     pub ghosts: usize,
     pub ms: f64,
-}
-
-fn quantile(v: &[f64], q: f64) -> f64 {
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    let mut s = v.to_vec();
-    s.sort_by(f64::total_cmp);
-    let pos = q * (s.len() - 1) as f64;
-    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
-    s[lo] + (s[hi] - s[lo]) * (pos - lo as f64)
 }
 
 /// Gunshot truth events grouped as the engine groups shots into incidents.

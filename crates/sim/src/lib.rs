@@ -36,7 +36,7 @@ pub use source::ImpulseKind;
 use crate::atmosphere::Air;
 use crate::city::{Building, City, CityPlan};
 use crate::propagation::{diffraction_loss_db, PathKind};
-use crate::render::{Arrival, Noise, Wave};
+use crate::render::{absorption_cutoff_hz, Arrival, Noise, Wave};
 use crate::scenario::{invalid, Cadence, FaultKind};
 use crate::source::{db_spl, pascal, Emission};
 
@@ -122,62 +122,26 @@ impl Listener {
 
 /// Runs the scenario.
 pub fn simulate(scenario: &Scenario) -> Result<Scene, ScenarioError> {
-    scenario.validate()?;
-    let start = UtcNanos::parse_rfc3339(&scenario.start_utc)
-        .map_err(|e| invalid("start_utc", e.to_string()))?;
-    let w = &scenario.weather;
-    let air = Air {
-        temperature_c: w.temperature_c,
-        humidity_pct: w.humidity_pct,
-        pressure_kpa: w.pressure_kpa,
-    };
-    let weather = Weather {
-        temperature_c: Some(w.temperature_c),
-        wind_speed_m_s: Some(w.wind_speed_m_s),
-        wind_from_deg: Some(w.wind_from_deg),
-    };
-    let c = weather.speed_of_sound_m_s();
-    let wind = weather.wind_velocity_m_s();
-    let plan = CityPlan {
-        width_m: scenario.city.width_m,
-        depth_m: scenario.city.depth_m,
-        block_m: scenario.city.block_m,
-        street_m: scenario.city.street_m,
-        min_height_m: scenario.city.min_height_m,
-        max_height_m: scenario.city.max_height_m,
-    };
-    let city = build_city(scenario, &plan);
-    let listeners = place_sensors(scenario, &city)?;
-    let (emissions, truth) = emissions(scenario, &city, start)?;
-
-    let fs_pulses = f64::from(scenario.sensor.sample_rate_hz);
-    let background = &scenario.background;
-    let noise = Noise {
-        traffic_db: background.traffic_db_spl,
-        wind_db: if background.wind_noise {
-            render::wind_noise_db_spl(w.wind_speed_m_s)
-        } else {
-            0.0
-        },
-        rain_db: background.rain_db_spl,
-        self_db: scenario.sensor.self_noise_db_spl,
-    };
-    let noise_power = noise.detector_power_pa2();
-    let env = Env {
-        city: &city,
-        air: &air,
-        c,
-        wind,
-        fs: fs_pulses,
-        noise_db: db_spl(noise_power.sqrt()),
-    };
+    let world = World::new(scenario)?;
+    let World {
+        start,
+        weather,
+        listeners,
+        emissions,
+        truth,
+        noise,
+        noise_power,
+        ..
+    } = &world;
+    let (start, noise_power) = (*start, *noise_power);
+    let env = world.env(scenario);
 
     // Arrivals per live sensor, computed in parallel (each sensor is independent).
     let live: Vec<usize> = (0..listeners.len())
         .filter(|&i| !listeners[i].dead)
         .collect();
     let arrivals: Vec<Vec<Arrival>> = parallel_map(&live, |&i| {
-        let mut list = arrivals_at(&env, &emissions, &listeners[i]);
+        let mut list = arrivals_at(&env, emissions, &listeners[i]);
         add_local_impulses(scenario, &listeners[i], i as u64, &mut list);
         list.sort_by(|a, b| a.t_s.total_cmp(&b.t_s));
         list
@@ -213,7 +177,7 @@ pub fn simulate(scenario: &Scenario) -> Result<Scene, ScenarioError> {
                 &listeners[i],
                 i as u64,
                 list,
-                &noise,
+                noise,
                 start,
                 full_scale,
             )
@@ -227,22 +191,95 @@ pub fn simulate(scenario: &Scenario) -> Result<Scene, ScenarioError> {
     Ok(Scene {
         name: scenario.name.clone(),
         origin,
-        weather,
+        weather: *weather,
         start,
         duration_s: scenario.duration_s,
-        sensors: listeners.into_iter().map(|l| l.sensor).collect(),
+        sensors: listeners.iter().map(|l| l.sensor.clone()).collect(),
         audio,
         pulses,
-        truth,
-        buildings: city.buildings().to_vec(),
+        truth: truth.clone(),
+        buildings: world.city.buildings().to_vec(),
     })
 }
 
-fn build_city(scenario: &Scenario, plan: &CityPlan) -> City {
-    if scenario.city.open_ground {
-        City::new(Vec::new())
-    } else {
-        City::new(plan.generate(&mut rng(scenario.seed, Stream::City, 0)))
+/// Everything a scenario sets up before any sound is rendered: the air, the
+/// city, the sensors, the emissions and the background.
+struct World {
+    start: UtcNanos,
+    air: Air,
+    weather: Weather,
+    city: City,
+    listeners: Vec<Listener>,
+    emissions: Vec<Emission>,
+    truth: Vec<TruthEvent>,
+    noise: Noise,
+    /// The detector's noise power, Pa² (see [`Noise::detector_power_pa2`]).
+    noise_power: f64,
+}
+
+impl World {
+    fn new(scenario: &Scenario) -> Result<World, ScenarioError> {
+        scenario.validate()?;
+        let start = UtcNanos::parse_rfc3339(&scenario.start_utc)
+            .map_err(|e| invalid("start_utc", e.to_string()))?;
+        let w = &scenario.weather;
+        let c = &scenario.city;
+        let city = if c.open_ground {
+            City::new(Vec::new())
+        } else {
+            let plan = CityPlan {
+                width_m: c.width_m,
+                depth_m: c.depth_m,
+                block_m: c.block_m,
+                street_m: c.street_m,
+                min_height_m: c.min_height_m,
+                max_height_m: c.max_height_m,
+            };
+            City::new(plan.generate(&mut rng(scenario.seed, Stream::City, 0)))
+        };
+        let listeners = place_sensors(scenario, &city)?;
+        let (emissions, truth) = emissions(scenario, &city, start)?;
+        let b = &scenario.background;
+        let noise = Noise {
+            traffic_db: b.traffic_db_spl,
+            wind_db: if b.wind_noise {
+                render::wind_noise_db_spl(w.wind_speed_m_s)
+            } else {
+                0.0
+            },
+            rain_db: b.rain_db_spl,
+            self_db: scenario.sensor.self_noise_db_spl,
+        };
+        Ok(World {
+            start,
+            air: Air {
+                temperature_c: w.temperature_c,
+                humidity_pct: w.humidity_pct,
+                pressure_kpa: w.pressure_kpa,
+            },
+            weather: Weather {
+                temperature_c: Some(w.temperature_c),
+                wind_speed_m_s: Some(w.wind_speed_m_s),
+                wind_from_deg: Some(w.wind_from_deg),
+            },
+            city,
+            listeners,
+            emissions,
+            truth,
+            noise_power: noise.detector_power_pa2(),
+            noise,
+        })
+    }
+
+    fn env(&self, scenario: &Scenario) -> Env<'_> {
+        Env {
+            city: &self.city,
+            air: &self.air,
+            c: self.weather.speed_of_sound_m_s(),
+            wind: self.weather.wind_velocity_m_s(),
+            fs: f64::from(scenario.sensor.sample_rate_hz),
+            noise_db: db_spl(self.noise_power.sqrt()),
+        }
     }
 }
 
@@ -621,8 +658,6 @@ fn arrivals_at(env: &Env, emissions: &[Emission], listener: &Listener) -> Vec<Ar
     out
 }
 
-use crate::render::absorption_cutoff_hz;
-
 /// Impulses only this sensor hears: Poisson in time, 60–85 dB SPL peak (a bin
 /// lid or a slammed hatch 10–30 m away: about 100–110 dB at 1 m).
 fn add_local_impulses(
@@ -758,57 +793,10 @@ pub struct Heard {
 /// (SNR ≥ [`DETECTION_SNR_DB`]): the simulated counterpart of the levels real
 /// sensors report for the pulses they use to locate.
 pub fn first_arrival_levels(scenario: &Scenario) -> Result<Vec<Heard>, ScenarioError> {
-    let scene_free = Scenario {
-        output: scenario::OutputSpec {
-            audio: false,
-            pulses: false,
-        },
-        ..scenario.clone()
-    };
-    scene_free.validate()?;
-    let w = &scenario.weather;
-    let air = Air {
-        temperature_c: w.temperature_c,
-        humidity_pct: w.humidity_pct,
-        pressure_kpa: w.pressure_kpa,
-    };
-    let weather = Weather {
-        temperature_c: Some(w.temperature_c),
-        wind_speed_m_s: Some(w.wind_speed_m_s),
-        wind_from_deg: Some(w.wind_from_deg),
-    };
-    let plan = CityPlan {
-        width_m: scenario.city.width_m,
-        depth_m: scenario.city.depth_m,
-        block_m: scenario.city.block_m,
-        street_m: scenario.city.street_m,
-        min_height_m: scenario.city.min_height_m,
-        max_height_m: scenario.city.max_height_m,
-    };
-    let city = build_city(scenario, &plan);
-    let listeners = place_sensors(scenario, &city)?;
-    let start = UtcNanos(0);
-    let (emissions, _) = emissions(scenario, &city, start)?;
-    let b = &scenario.background;
-    let noise = Noise {
-        traffic_db: b.traffic_db_spl,
-        wind_db: if b.wind_noise {
-            render::wind_noise_db_spl(w.wind_speed_m_s)
-        } else {
-            0.0
-        },
-        rain_db: b.rain_db_spl,
-        self_db: scenario.sensor.self_noise_db_spl,
-    };
-    let noise_power = noise.detector_power_pa2();
-    let env = Env {
-        city: &city,
-        air: &air,
-        c: weather.speed_of_sound_m_s(),
-        wind: weather.wind_velocity_m_s(),
-        fs: f64::from(scenario.sensor.sample_rate_hz),
-        noise_db: db_spl(noise_power.sqrt()),
-    };
+    let world = World::new(scenario)?;
+    let env = world.env(scenario);
+    let noise_power = world.noise_power;
+    let (emissions, listeners) = (&world.emissions, &world.listeners);
     let mut out = Vec::new();
     let mut scratch = Vec::new();
     let mut cells = Vec::new();
