@@ -40,9 +40,21 @@ use crate::solve::{self, Arrivals, Solution};
 use crate::start::{self, Candidate, TimedPoint};
 
 /// Sensors whose pulses seed hypotheses for one anchor: the nearest ones that have
-/// a gate-consistent pulse. Ten sensors give 45 pairs, plenty to find three good
-/// arrivals when one shot is heard by 4–20 sensors.
-const HYPOTHESIS_SENSORS: usize = 10;
+/// a gate-consistent pulse. A shot heard by 4–20 sensors is nearly always heard by
+/// most of the anchor's six nearest reporting neighbours, and six sensors give 15
+/// pairs, enough to find one good triple; more sensors only add hypotheses built
+/// from echoes and noise (Pittsburgh FP1–FP4 locate the same rounds with 6 as with 10).
+const HYPOTHESIS_SENSORS: usize = 8;
+
+/// Pulses per sensor that seed hypotheses: the strongest few in the gate. A shot's
+/// direct arrival is usually among the strongest pulses a nearby sensor hears in a
+/// second or two (its own echoes are weaker, having travelled farther and lost
+/// energy at a facade). Without this cap the hypotheses per anchor grow with the
+/// square of each sensor's pulse rate, which a noisy night (fireworks, traffic)
+/// makes explode; with it the work per anchor is bounded. Only hypothesis seeding
+/// is capped, and only where every pulse carries an SNR: support and refinement
+/// still look at every pulse.
+const HYPOTHESIS_PULSES_PER_SENSOR: usize = 3;
 
 /// A proposed shot and its support.
 #[derive(Debug, Clone)]
@@ -235,9 +247,22 @@ impl Search<'_> {
         // shot's first arrival (so later pulses only, up to the travel time between).
         let mut candidates: Vec<usize> = Vec::new();
         let mut sensors_used = 0;
+        let mut here: Vec<usize> = Vec::new();
         for &(s, d) in &self.neighbours[sa] {
             let before = candidates.len();
-            candidates.extend(self.unused_in(s, ta - tol, ta + d / c + tol));
+            here.clear();
+            here.extend(self.unused_in(s, ta - tol, ta + d / c + tol));
+            let snr = |p: usize| self.set.pulses()[p].snr_db;
+            if here.len() > HYPOTHESIS_PULSES_PER_SENSOR && here.iter().all(|&p| snr(p).is_some()) {
+                // Strongest first (a stable sort keeps equal SNRs in time order),
+                // then back to time order. Without SNRs there is no telling a
+                // direct arrival from the previous shot's echoes, so all are kept.
+                let snr = |p: usize| snr(p).unwrap_or(f64::NEG_INFINITY);
+                here.sort_by(|&x, &y| snr(y).total_cmp(&snr(x)));
+                here.truncate(HYPOTHESIS_PULSES_PER_SENSOR);
+                here.sort_unstable();
+            }
+            candidates.extend_from_slice(&here);
             if candidates.len() > before {
                 sensors_used += 1;
                 if sensors_used == HYPOTHESIS_SENSORS {
@@ -293,7 +318,12 @@ impl Search<'_> {
         let mut support = vec![anchor];
         let mut sum_sq_s2 = 0.0;
         let source = candidate.position;
-        let neighbours = &self.neighbours[sa];
+        // Only sensors within max range of the source can support it, and by the
+        // triangle inequality they lie within d(anchor sensor, source) + max range
+        // of the anchor's sensor: a prefix of its distance-sorted neighbours.
+        let reach = self.set.sensor_position(sa).distance(source) + self.config.max_range_m;
+        let all = &self.neighbours[sa];
+        let neighbours = &all[..all.partition_point(|&(_, d)| d <= reach)];
         for (k, &(s, _)) in neighbours.iter().enumerate() {
             if support.len() + (neighbours.len() - k) < floor {
                 return None;
