@@ -26,7 +26,7 @@ for core in model dsp locate sim; do
     done
 done
 # The research-layout reader never opens the answer files.
-if grep -rn --include=*.rs -e 'survey.json' -e 'nlos-tuples' crates/formats/src crates/locate/src crates/model/src crates/dsp/src crates/shotfix/src/analyze_cmd.rs | grep -vE '^[^:]+:[0-9]+:\s*//'; then
+if grep -rn --include=*.rs -e 'survey.json' -e 'nlos-tuples' crates/formats/src crates/locate/src crates/model/src crates/dsp/src crates/server/src crates/store/src crates/shotfix/src/analyze_cmd.rs crates/shotfix/src/serve_cmd.rs | grep -vE '^[^:]+:[0-9]+:\s*//'; then
     echo "error: answer files named outside evaluation code" >&2
     exit 1
 fi
@@ -36,6 +36,15 @@ if grep -rn --include=*.rs -e 'truth.json' -e 'read_truth' crates/*/src | grep -
     echo "error: truth.json read outside evaluation code" >&2
     exit 1
 fi
+
+# The store does storage only: no async runtime, no network.
+if cargo tree -p store -e normal --prefix none | grep -qE '^(tokio|reqwest|hyper) v'; then
+    echo "error: store depends on an async runtime or network stack" >&2
+    exit 1
+fi
+
+echo "== CAP 1.2 schema (for the CAP validation test)"
+bash scripts/fetch-cap-schema.sh
 
 echo "== clippy"
 cargo clippy --release --workspace --all-targets --locked -- -D warnings

@@ -19,6 +19,19 @@ pub enum Class {
     Unknown,
 }
 
+impl Class {
+    /// The name used in JSON and CAP (`gunfire`, `probable_gunfire`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Class::Gunfire => "gunfire",
+            Class::ProbableGunfire => "probable_gunfire",
+            Class::Fireworks => "fireworks",
+            Class::Other => "other",
+            Class::Unknown => "unknown",
+        }
+    }
+}
+
 /// One pulse used by a shot's solution, with its residual.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ShotArrival {

@@ -9,6 +9,7 @@ mod eval;
 mod eval_sim;
 mod locate_cmd;
 mod output;
+mod serve_cmd;
 mod simulate_cmd;
 
 use std::path::PathBuf;
@@ -56,6 +57,44 @@ enum Command {
         /// The scene folder to write (new, empty, or an earlier scene).
         #[arg(long)]
         out: PathBuf,
+    },
+    /// Run the server: signed sensor ingest, streaming location, alerts (SSE, WebSocket, webhooks, CAP, GeoJSON), REST API.
+    Serve {
+        /// Server configuration (TOML; see crates/server/src/config.rs).
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Play a scene folder or research-layout test to a running server as live, signed sensor reports.
+    Replay {
+        path: PathBuf,
+        /// The server, e.g. http://127.0.0.1:8080
+        #[arg(long)]
+        server: Option<String>,
+        /// The server's configuration, for the sensors' keys.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Instead of replaying, write a server configuration (fresh keys) for PATH's sensors.
+        #[arg(long)]
+        write_config: Option<PathBuf>,
+        /// Anchor for a local frame: LAT,LON[,ALT_M].
+        #[arg(long)]
+        origin: Option<String>,
+        /// 1 = real time, 10 = ten times faster, 0 = as fast as the server accepts.
+        #[arg(long, default_value_t = 1.0)]
+        speed: f64,
+    },
+    /// Start everything on SQLite: the server and a simulated city of sensors firing a scenario through the real ingest path.
+    Demo {
+        #[arg(long, default_value = "scenarios/two-shooters.toml")]
+        scenario: PathBuf,
+        /// SQLite file (default: a temporary one).
+        #[arg(long)]
+        db: Option<PathBuf>,
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: String,
+        /// Play the scenario once, print health and stop.
+        #[arg(long)]
+        once: bool,
     },
     /// Score shotfix against data with known answers.
     #[command(subcommand)]
@@ -112,6 +151,28 @@ fn main() -> ExitCode {
             audio,
         }) => eval::pittsburgh(&dir, verbose, json, audio),
         Command::Simulate { scenario, out } => simulate_cmd::run(&scenario, &out),
+        Command::Serve { config } => serve_cmd::serve(&config),
+        Command::Replay {
+            path,
+            server,
+            config,
+            write_config,
+            origin,
+            speed,
+        } => serve_cmd::replay(
+            &path,
+            server.as_deref(),
+            config.as_deref(),
+            write_config.as_deref(),
+            origin.as_deref(),
+            speed,
+        ),
+        Command::Demo {
+            scenario,
+            db,
+            listen,
+            once,
+        } => serve_cmd::demo(&scenario, db, &listen, once),
         Command::Eval(EvalCommand::Scenarios { dir, json }) => eval_sim::run(&dir, json),
         Command::Eval(EvalCommand::Calibration {
             pittsburgh,

@@ -1,0 +1,493 @@
+//! The HTTP API: ingest, the REST views, the alert feeds (SSE, WebSocket), CAP
+//! and GeoJSON. One error type turns every failure into the right status with a
+//! one-line JSON message; internal details are logged, not returned.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use futures_util::stream::{self, Stream, StreamExt};
+use model::UtcNanos;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use store::{AlertRow, IncidentFilter, PulseFilter};
+use tokio_stream::wrappers::BroadcastStream;
+
+use crate::doc::{AlertDoc, IncidentDoc};
+use crate::{formats, App};
+
+/// Every API failure.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Unprocessable(String),
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("report body larger than {0} bytes")]
+    PayloadTooLarge(usize),
+    #[error("sensor {0} is sending faster than its rate limit")]
+    RateLimited(String),
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("storage unavailable")]
+    Unavailable(String),
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = match &self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Unavailable(detail) | ApiError::Internal(detail) => {
+                eprintln!("shotfix serve: {detail}");
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+        };
+        let mut response = (status, Json(json!({"error": self.to_string()}))).into_response();
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+        }
+        response
+    }
+}
+
+pub fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/", get(index))
+        .route("/v1/reports", post(crate::ingest::post_report))
+        .route("/v1/health", get(health))
+        .route("/metrics", get(metrics))
+        .route("/v1/openapi.json", get(openapi))
+        .route("/v1/sensors", get(sensors))
+        .route("/v1/incidents", get(incidents))
+        .route("/v1/incidents.geojson", get(incidents_geojson))
+        .route("/v1/incidents/{id}", get(incident))
+        .route("/v1/incidents/{id}/versions", get(incident_versions))
+        .route("/v1/incidents/{id}/cap", get(incident_cap))
+        .route("/v1/incidents/{id}/geojson", get(incident_geojson))
+        .route("/v1/shots", get(shots))
+        .route("/v1/pulses", get(pulses))
+        .route("/v1/pulses/{sensor}/{id}/clip", get(clip))
+        .route("/v1/alerts", get(alerts))
+        .route("/v1/alerts/stream", get(alerts_sse))
+        .route("/v1/alerts/ws", get(alerts_ws))
+        .with_state(app)
+}
+
+async fn index() -> Html<&'static str> {
+    Html(include_str!("index.html"))
+}
+
+async fn health(State(app): State<Arc<App>>) -> Result<Json<Value>, ApiError> {
+    let (pulses, outbox) = app
+        .read(|db| Ok((db.pulse_count()?, db.outbox_counts()?)))
+        .await?;
+    let counters: serde_json::Map<String, Value> = app
+        .counters
+        .snapshot()
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), json!(v)))
+        .collect();
+    Ok(Json(json!({
+        "status": "ok",
+        "software": crate::doc::software(),
+        "sensors": app.sensors.len(),
+        "pulses_stored": pulses,
+        "outbox": {"pending": outbox.pending, "delivered": outbox.delivered, "dead": outbox.dead},
+        "counters": counters,
+    })))
+}
+
+async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
+    let mut text = String::new();
+    for (name, value) in app.counters.snapshot() {
+        text.push_str(&format!(
+            "# TYPE shotfix_{name}_total counter\nshotfix_{name}_total {value}\n"
+        ));
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
+}
+
+async fn openapi() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        include_str!("openapi.json"),
+    )
+}
+
+async fn sensors(State(app): State<Arc<App>>) -> Json<Value> {
+    let mut list: Vec<Value> = app
+        .sensors
+        .values()
+        .map(|s| json!({"id": s.row.id, "lat": s.row.lat, "lon": s.row.lon, "alt_m": s.row.alt_m}))
+        .collect();
+    list.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
+    Json(json!({"sensors": list}))
+}
+
+/// Query parameters for incident and shot listings.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IncidentQuery {
+    /// RFC 3339.
+    since: Option<String>,
+    until: Option<String>,
+    /// min_lon,min_lat,max_lon,max_lat
+    bbox: Option<String>,
+    class: Option<String>,
+    limit: Option<usize>,
+}
+
+fn time_param(name: &str, v: &Option<String>) -> Result<Option<i64>, ApiError> {
+    v.as_deref()
+        .map(|s| {
+            UtcNanos::parse_rfc3339(s)
+                .map(|t| t.0)
+                .map_err(|e| ApiError::BadRequest(format!("{name}: {e}")))
+        })
+        .transpose()
+}
+
+impl IncidentQuery {
+    fn filter(&self) -> Result<IncidentFilter, ApiError> {
+        let bbox = match &self.bbox {
+            None => None,
+            Some(text) => {
+                let v: Vec<f64> = text
+                    .split(',')
+                    .map(|p| p.trim().parse::<f64>())
+                    .collect::<Result<_, _>>()
+                    .map_err(|_| {
+                        ApiError::BadRequest(
+                            "bbox: four numbers min_lon,min_lat,max_lon,max_lat".into(),
+                        )
+                    })?;
+                match v.as_slice() {
+                    [a, b, c, d] if a <= c && b <= d => Some([*a, *b, *c, *d]),
+                    _ => {
+                        return Err(ApiError::BadRequest(
+                            "bbox: four numbers min_lon,min_lat,max_lon,max_lat".into(),
+                        ))
+                    }
+                }
+            }
+        };
+        if let Some(class) = &self.class {
+            if ![
+                "gunfire",
+                "probable_gunfire",
+                "fireworks",
+                "other",
+                "unknown",
+            ]
+            .contains(&class.as_str())
+            {
+                return Err(ApiError::BadRequest(format!(
+                    "class {class:?}: one of gunfire, probable_gunfire, fireworks, other, unknown"
+                )));
+            }
+        }
+        Ok(IncidentFilter {
+            since_ns: time_param("since", &self.since)?,
+            until_ns: time_param("until", &self.until)?,
+            bbox,
+            class: self.class.clone(),
+            limit: self.limit.unwrap_or(1_000).min(10_000),
+        })
+    }
+}
+
+async fn incident_docs(app: &Arc<App>, q: &IncidentQuery) -> Result<Vec<IncidentDoc>, ApiError> {
+    let filter = q.filter()?;
+    let rows = app.read(move |db| db.incidents(&filter)).await?;
+    Ok(rows
+        .iter()
+        .filter_map(|r| serde_json::from_str(&r.doc).ok())
+        .collect())
+}
+
+async fn incidents(
+    State(app): State<Arc<App>>,
+    Query(q): Query<IncidentQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let docs = incident_docs(&app, &q).await?;
+    Ok(Json(json!({"frame": "wgs84", "incidents": docs})))
+}
+
+async fn incidents_geojson(
+    State(app): State<Arc<App>>,
+    Query(q): Query<IncidentQuery>,
+) -> Result<Response, ApiError> {
+    let docs = incident_docs(&app, &q).await?;
+    Ok(geojson_response(formats::geojson_collection(&docs)))
+}
+
+fn geojson_response(v: Value) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/geo+json")],
+        v.to_string(),
+    )
+        .into_response()
+}
+
+async fn incident_doc(app: &Arc<App>, id: String) -> Result<IncidentDoc, ApiError> {
+    let key = id.clone();
+    let row = app.read(move |db| db.incident(&key)).await?;
+    row.and_then(|r| serde_json::from_str(&r.doc).ok())
+        .ok_or(ApiError::NotFound(format!("incident {id}")))
+}
+
+async fn incident(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+) -> Result<Json<IncidentDoc>, ApiError> {
+    Ok(Json(incident_doc(&app, id).await?))
+}
+
+async fn incident_versions(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let key = id.clone();
+    let versions = app.read(move |db| db.incident_versions(&key)).await?;
+    if versions.is_empty() {
+        return Err(ApiError::NotFound(format!("incident {id}")));
+    }
+    let list: Vec<Value> = versions
+        .into_iter()
+        .map(|(version, created_ns, doc)| {
+            json!({
+                "version": version,
+                "created_utc": UtcNanos(created_ns).to_rfc3339(),
+                "incident": serde_json::from_str::<Value>(&doc).unwrap_or(Value::Null),
+            })
+        })
+        .collect();
+    Ok(Json(json!({"id": id, "versions": list})))
+}
+
+async fn incident_cap(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let key = id.clone();
+    let alerts: Vec<AlertRow> = app
+        .read(move |db| {
+            Ok(db
+                .alerts_after(0, 0)?
+                .into_iter()
+                .filter(|a| a.incident == key)
+                .collect())
+        })
+        .await?;
+    let (Some(first), Some(last)) = (alerts.first(), alerts.last()) else {
+        return Err(ApiError::NotFound(format!("alert for incident {id}")));
+    };
+    let doc: AlertDoc =
+        serde_json::from_str(&last.doc).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let first_sent = UtcNanos(first.created_ns).to_rfc3339();
+    let xml = formats::cap(
+        &doc.incident,
+        &last.kind,
+        &UtcNanos(last.created_ns).to_rfc3339(),
+        Some((first.version, &first_sent)),
+    );
+    Ok(([(header::CONTENT_TYPE, "application/cap+xml")], xml).into_response())
+}
+
+async fn incident_geojson(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let doc = incident_doc(&app, id).await?;
+    Ok(geojson_response(formats::geojson_feature(&doc)))
+}
+
+async fn shots(
+    State(app): State<Arc<App>>,
+    Query(q): Query<IncidentQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let docs = incident_docs(&app, &q).await?;
+    let shots: Vec<Value> = docs
+        .iter()
+        .flat_map(|d| d.shots.iter().map(move |s| (d, s)))
+        .map(|(d, s)| {
+            let mut v = serde_json::to_value(s).unwrap_or(Value::Null);
+            if let Value::Object(m) = &mut v {
+                m.insert("incident".into(), json!(d.id));
+            }
+            v
+        })
+        .collect();
+    Ok(Json(json!({"frame": "wgs84", "shots": shots})))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PulseQuery {
+    sensor: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+    limit: Option<usize>,
+}
+
+async fn pulses(
+    State(app): State<Arc<App>>,
+    Query(q): Query<PulseQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let filter = PulseFilter {
+        sensor: q.sensor.clone(),
+        since_ns: time_param("since", &q.since)?,
+        until_ns: time_param("until", &q.until)?,
+        limit: q.limit.unwrap_or(1_000).min(100_000),
+    };
+    let rows = app.read(move |db| db.pulses(&filter)).await?;
+    let list: Vec<Value> = rows
+        .into_iter()
+        .map(|p| {
+            json!({
+                "sensor": p.sensor, "id": p.id, "t_utc": UtcNanos(p.t_ns).to_rfc3339(),
+                "snr_db": p.snr_db, "peak_db_spl": p.peak_db_spl, "report": p.report,
+                "received_utc": UtcNanos(p.received_ns).to_rfc3339(),
+                "features": p.extra_json.and_then(|e| serde_json::from_str::<Value>(&e).ok()),
+            })
+        })
+        .collect();
+    Ok(Json(json!({"pulses": list})))
+}
+
+async fn clip(
+    State(app): State<Arc<App>>,
+    Path((sensor, id)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let (s, p) = (sensor.clone(), id.clone());
+    let wav = app.read(move |db| db.clip(&s, &p)).await?;
+    match wav {
+        Some(bytes) => Ok(([(header::CONTENT_TYPE, "audio/wav")], bytes).into_response()),
+        None => Err(ApiError::NotFound(format!("clip of pulse {sensor}/{id}"))),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertQuery {
+    /// Only alerts with a sequence number above this.
+    after: Option<i64>,
+    limit: Option<usize>,
+}
+
+fn alert_doc(row: &AlertRow) -> Option<AlertDoc> {
+    let mut doc: AlertDoc = serde_json::from_str(&row.doc).ok()?;
+    doc.seq = row.seq;
+    Some(doc)
+}
+
+async fn alerts(
+    State(app): State<Arc<App>>,
+    Query(q): Query<AlertQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let (after, limit) = (q.after.unwrap_or(0), q.limit.unwrap_or(1_000).min(10_000));
+    let rows = app.read(move |db| db.alerts_after(after, limit)).await?;
+    let docs: Vec<AlertDoc> = rows.iter().filter_map(alert_doc).collect();
+    Ok(Json(json!({"alerts": docs})))
+}
+
+/// Where a feed resumes: `Last-Event-ID` (SSE reconnect) or `?after=`.
+fn resume_after(headers: &HeaderMap, q: &AlertQuery) -> i64 {
+    headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .or(q.after)
+        .unwrap_or(i64::MAX)
+}
+
+/// The alert feed: stored alerts after `after` (if resuming), then live ones,
+/// each exactly once and in sequence order.
+async fn feed(app: Arc<App>, after: i64) -> impl Stream<Item = AlertDoc> {
+    // Subscribe before reading the backlog so nothing falls between the two.
+    let live = BroadcastStream::new(app.alerts.subscribe()).filter_map(|r| async move { r.ok() });
+    let backlog: Vec<AlertDoc> = if after == i64::MAX {
+        Vec::new()
+    } else {
+        app.read(move |db| db.alerts_after(after, 0))
+            .await
+            .unwrap_or_default()
+            .iter()
+            .filter_map(alert_doc)
+            .collect()
+    };
+    let mut last = backlog
+        .last()
+        .map_or(if after == i64::MAX { 0 } else { after }, |a| a.seq);
+    stream::iter(backlog).chain(live.filter(move |a| {
+        let fresh = a.seq > last;
+        if fresh {
+            last = a.seq;
+        }
+        async move { fresh }
+    }))
+}
+
+async fn alerts_sse(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Query(q): Query<AlertQuery>,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let after = resume_after(&headers, &q);
+    let events = feed(app, after).await.map(|a| {
+        Ok(Event::default()
+            .id(a.seq.to_string())
+            .event(a.kind.clone())
+            .data(serde_json::to_string(&a).unwrap_or_default()))
+    });
+    Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+}
+
+async fn alerts_ws(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Query(q): Query<AlertQuery>,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let after = resume_after(&headers, &q);
+    ws.on_upgrade(move |socket| ws_feed(socket, app, after))
+}
+
+async fn ws_feed(mut socket: WebSocket, app: Arc<App>, after: i64) {
+    let mut alerts = Box::pin(feed(app, after).await);
+    loop {
+        tokio::select! {
+            next = alerts.next() => {
+                let Some(a) = next else { return };
+                let text = serde_json::to_string(&a).unwrap_or_default();
+                if socket.send(Message::Text(text.into())).await.is_err() {
+                    return;
+                }
+            }
+            incoming = socket.recv() => {
+                match incoming {
+                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                    _ => {}
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,172 @@
+//! The incident document: what the API returns, what an alert carries, what is
+//! stored with every version. Its shots use CONTRACT.md §4's fields (in the
+//! `wgs84` frame, with local `x`, `y`, `z` too) plus the evidence: every pulse
+//! used, its arrival time and residual, and the software version.
+
+use model::{LocalFrame, Shot, UtcNanos};
+use serde::{Deserialize, Serialize};
+
+use crate::address::Addresses;
+use crate::pipeline::{self, IncidentVersion};
+
+/// One pulse a shot used.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ArrivalDoc {
+    pub sensor: String,
+    pub pulse: String,
+    pub t_utc: String,
+    pub residual_ms: f64,
+    pub range_m: f64,
+}
+
+/// One shot.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ShotDoc {
+    pub t_utc: String,
+    pub lat: f64,
+    pub lon: f64,
+    pub alt_m: f64,
+    pub x: f64,
+    pub y: f64,
+    pub z: f64,
+    pub err95_m: f64,
+    pub sensors: Vec<String>,
+    pub class: String,
+    pub confidence: f64,
+    pub arrivals: Vec<ArrivalDoc>,
+}
+
+/// One incident version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IncidentDoc {
+    pub id: String,
+    pub version: i64,
+    pub class: String,
+    pub confidence: f64,
+    pub rounds: usize,
+    pub shooters: usize,
+    pub automatic: bool,
+    pub first_utc: String,
+    pub last_utc: String,
+    /// Where to send officers: the first shot's position.
+    pub lat: f64,
+    pub lon: f64,
+    pub err95_m: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address_distance_m: Option<f64>,
+    pub shots: Vec<ShotDoc>,
+    pub software: String,
+}
+
+/// An alert message: a first alert, an update or a cancel, with the incident.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertDoc {
+    /// Position in the alert feed (SSE event id); 0 until stored.
+    #[serde(default)]
+    pub seq: i64,
+    pub kind: String,
+    pub incident: IncidentDoc,
+}
+
+pub fn software() -> String {
+    format!("shotfix {}", env!("CARGO_PKG_VERSION"))
+}
+
+impl IncidentDoc {
+    /// Builds the document of an incident version.
+    pub fn build(
+        v: &IncidentVersion,
+        frame: &LocalFrame,
+        addresses: Option<&Addresses>,
+    ) -> IncidentDoc {
+        let shots: Vec<ShotDoc> = v.shots.iter().map(|s| shot_doc(s, frame)).collect();
+        let (first, last) = (
+            v.shots
+                .iter()
+                .map(|s| s.t_emit)
+                .min()
+                .unwrap_or(UtcNanos(0)),
+            v.shots
+                .iter()
+                .map(|s| s.t_emit)
+                .max()
+                .unwrap_or(UtcNanos(0)),
+        );
+        let (lat, lon, err95_m) = shots
+            .first()
+            .map_or((0.0, 0.0, 0.0), |s| (s.lat, s.lon, s.err95_m));
+        let nearest = addresses.and_then(|a| a.nearest(lat, lon));
+        let class = match v.shots.first() {
+            Some(s) => s.class,
+            None => model::Class::Unknown,
+        };
+        IncidentDoc {
+            id: v.id.clone(),
+            version: v.version,
+            class: class.as_str().to_string(),
+            confidence: v.shots.iter().map(|s| s.confidence).fold(0.0, f64::max),
+            rounds: v.shots.len(),
+            shooters: v.shooters,
+            automatic: false,
+            first_utc: first.to_rfc3339(),
+            last_utc: last.to_rfc3339(),
+            lat,
+            lon,
+            err95_m,
+            address: nearest.map(|(a, _)| a.to_string()),
+            address_distance_m: nearest.map(|(_, d)| round(d, 1)),
+            shots,
+            software: software(),
+        }
+    }
+
+    /// The signature of the shots (see [`pipeline::signature`]).
+    pub fn signature(&self) -> String {
+        pipeline::shot_signature(self.shots.iter().map(|s| {
+            (
+                UtcNanos::parse_rfc3339(&s.t_utc).map_or(0, |t| t.0),
+                s.x,
+                s.y,
+                s.arrivals.iter().map(|a| a.pulse.clone()).collect(),
+            )
+        }))
+    }
+}
+
+fn shot_doc(s: &Shot, frame: &LocalFrame) -> ShotDoc {
+    let g = frame.to_geodetic(s.position);
+    let mut sensors: Vec<String> = s.arrivals.iter().map(|a| a.sensor.0.clone()).collect();
+    sensors.sort();
+    sensors.dedup();
+    ShotDoc {
+        t_utc: s.t_emit.to_rfc3339(),
+        lat: round(g.lat_deg, 7),
+        lon: round(g.lon_deg, 7),
+        alt_m: round(g.alt_m, 2),
+        x: round(s.position.x, 3),
+        y: round(s.position.y, 3),
+        z: round(s.position.z, 3),
+        err95_m: round(s.err95_m, 2),
+        sensors,
+        class: s.class.as_str().to_string(),
+        confidence: s.confidence,
+        arrivals: s
+            .arrivals
+            .iter()
+            .map(|a| ArrivalDoc {
+                sensor: a.sensor.0.clone(),
+                pulse: a.pulse.0.clone(),
+                t_utc: a.t.to_rfc3339(),
+                residual_ms: round(a.residual_s * 1e3, 3),
+                range_m: round(a.range_m, 1),
+            })
+            .collect(),
+    }
+}
+
+fn round(v: f64, digits: i32) -> f64 {
+    let k = 10f64.powi(digits);
+    (v * k).round() / k
+}

@@ -1,0 +1,458 @@
+//! `shotfix serve`: sensor reports in, incidents and alerts out, nothing accepted
+//! ever lost.
+//!
+//! The server is a pipeline, sources → transforms → sinks (after Vector):
+//!
+//! ```text
+//! sources      HTTP POST /v1/reports (signed, rate-limited, deduplicated)
+//!                 │  commit to the store first (group commit), then 202
+//! transforms   Associator (sliding event-time window; locate's association and solver)
+//!                 │  shot changes
+//!              IncidentBuilder (group, version, decide alert / update / cancel)
+//!                 │  incident versions
+//! sinks        store (incident version + alert + webhook outbox, one transaction)
+//!                 ├─ SSE /v1/alerts/stream and WebSocket /v1/alerts/ws (resume by seq)
+//!                 ├─ webhooks (signed, retried with backoff from the durable outbox)
+//!                 └─ REST API, CAP 1.2 and GeoJSON views
+//! ```
+//!
+//! One event through the graph: a sensor POSTs a report; [`ingest`] checks the
+//! signature, freshness and rate, and hands the report to the [`writer`] thread,
+//! which commits it with whatever else queued up; only then is the sensor told
+//! 202 and are the pulses passed to the pipeline thread. The [`pipeline`] runs
+//! association on its window, the builder turns changed shots into a new incident
+//! version, the writer stores it with its alert and one outbox row per webhook in
+//! one transaction, and the alert is broadcast to SSE and WebSocket clients while
+//! the [`webhook`] worker delivers the outbox.
+//!
+//! Guarantees: a report is acknowledged only once on disk; an incident is alerted
+//! at most once per id, even across restarts (a unique index); every alert has
+//! its webhook deliveries queued in the same transaction, so none is lost to a
+//! crash; after a restart the pipeline reloads its window from the store.
+
+pub mod address;
+pub mod api;
+pub mod config;
+pub mod doc;
+pub mod formats;
+pub mod ingest;
+pub mod pipeline;
+pub mod replay;
+pub mod webhook;
+pub mod wire;
+pub mod writer;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use locate::{LocateConfig, Medium};
+use model::{Geodetic, LocalFrame, Pulse, PulseId, Sensor, SensorId, UtcNanos, Weather};
+use store::{Db, IncidentRow, IncidentSave, SensorRow};
+use tokio::sync::{broadcast, Notify};
+
+use crate::address::Addresses;
+use crate::config::ServerConfig;
+use crate::doc::{AlertDoc, IncidentDoc};
+use crate::pipeline::{Associator, IncidentBuilder};
+use crate::writer::Writer;
+
+/// Counters of what ingest did, for `/v1/health` and `/metrics`.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub reports_accepted: AtomicU64,
+    pub pulses_accepted: AtomicU64,
+    pub reports_duplicate: AtomicU64,
+    pub rejected_unauthenticated: AtomicU64,
+    pub rejected_forged: AtomicU64,
+    pub rejected_replayed: AtomicU64,
+    pub rejected_oversized: AtomicU64,
+    pub rejected_malformed: AtomicU64,
+    pub rejected_rate_limited: AtomicU64,
+    pub store_errors: AtomicU64,
+    pub alerts_published: AtomicU64,
+    pub webhooks_delivered: AtomicU64,
+    pub webhook_failures: AtomicU64,
+}
+
+impl Counters {
+    pub fn snapshot(&self) -> Vec<(&'static str, u64)> {
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        vec![
+            ("reports_accepted", g(&self.reports_accepted)),
+            ("pulses_accepted", g(&self.pulses_accepted)),
+            ("reports_duplicate", g(&self.reports_duplicate)),
+            (
+                "rejected_unauthenticated",
+                g(&self.rejected_unauthenticated),
+            ),
+            ("rejected_forged", g(&self.rejected_forged)),
+            ("rejected_replayed", g(&self.rejected_replayed)),
+            ("rejected_oversized", g(&self.rejected_oversized)),
+            ("rejected_malformed", g(&self.rejected_malformed)),
+            ("rejected_rate_limited", g(&self.rejected_rate_limited)),
+            ("store_errors", g(&self.store_errors)),
+            ("alerts_published", g(&self.alerts_published)),
+            ("webhooks_delivered", g(&self.webhooks_delivered)),
+            ("webhook_failures", g(&self.webhook_failures)),
+        ]
+    }
+}
+
+/// A registered sensor as ingest sees it.
+#[derive(Debug)]
+pub struct SensorEntry {
+    pub row: SensorRow,
+    pub key: Vec<u8>,
+    /// Token bucket: (tokens, last refill).
+    pub bucket: Mutex<(f64, Instant)>,
+}
+
+/// Shared server state.
+#[derive(Debug)]
+pub struct App {
+    pub config: ServerConfig,
+    pub frame: LocalFrame,
+    pub sensors: HashMap<String, SensorEntry>,
+    pub writer: Writer,
+    pub reader: Mutex<Db>,
+    pub counters: Counters,
+    pub pipeline: Mutex<mpsc::Sender<Vec<Pulse>>>,
+    pub alerts: broadcast::Sender<AlertDoc>,
+    pub addresses: Option<Addresses>,
+    pub webhook_wake: Notify,
+}
+
+impl App {
+    /// Runs a read query on the read connection, off the async runtime.
+    pub async fn read<T: Send + 'static>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&Db) -> Result<T, store::StoreError> + Send + 'static,
+    ) -> Result<T, api::ApiError> {
+        let app = Arc::clone(self);
+        tokio::task::spawn_blocking(move || {
+            let db = app
+                .reader
+                .lock()
+                .map_err(|_| api::ApiError::Internal("reader poisoned".into()))?;
+            f(&db).map_err(|e| api::ApiError::Internal(e.to_string()))
+        })
+        .await
+        .map_err(|e| api::ApiError::Internal(e.to_string()))?
+    }
+}
+
+/// A running server.
+#[derive(Debug)]
+pub struct Running {
+    pub addr: SocketAddr,
+    pub app: Arc<App>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    /// Stops accepting requests and waits for in-flight ones.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let _ = self.task.await;
+    }
+
+    /// Serves until the task ends (Ctrl-C handling is the caller's).
+    pub async fn wait(self) {
+        let _ = self.task.await;
+    }
+}
+
+/// Starts the server: opens the database, registers the configured sensors,
+/// restores the pipeline from the store, starts the workers and listens.
+pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
+    config
+        .validate()
+        .map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
+    let writer = Writer::start(&config.database)?;
+    for s in &config.sensors {
+        writer
+            .sensor(SensorRow {
+                id: s.id.clone(),
+                key_hex: s.key.clone(),
+                lat: s.lat,
+                lon: s.lon,
+                alt_m: s.alt_m,
+            })
+            .await
+            .map_err(|e| anyhow::anyhow!(e))?;
+    }
+    let reader = Db::open_sqlite(&config.database)?;
+    let rows = reader.sensors()?;
+    anyhow::ensure!(
+        !rows.is_empty(),
+        "no sensors registered: list them in the configuration's [[sensors]]"
+    );
+    let origin = match config.origin {
+        Some(o) => Geodetic {
+            lat_deg: o.lat,
+            lon_deg: o.lon,
+            alt_m: o.alt_m,
+        },
+        None => Geodetic {
+            lat_deg: rows[0].lat,
+            lon_deg: rows[0].lon,
+            alt_m: rows[0].alt_m,
+        },
+    };
+    let frame = LocalFrame::new(origin);
+    let sensors: HashMap<String, SensorEntry> = rows
+        .iter()
+        .map(|r| {
+            let key = hex::decode(&r.key_hex).unwrap_or_default();
+            let entry = SensorEntry {
+                row: r.clone(),
+                key,
+                bucket: Mutex::new((config.limits.burst, Instant::now())),
+            };
+            (r.id.clone(), entry)
+        })
+        .collect();
+    let model_sensors: Vec<Sensor> = rows
+        .iter()
+        .map(|r| Sensor {
+            id: SensorId(r.id.clone()),
+            position: frame.to_local(Geodetic {
+                lat_deg: r.lat,
+                lon_deg: r.lon,
+                alt_m: r.alt_m,
+            }),
+        })
+        .collect();
+    let addresses = match &config.addresses {
+        Some(path) => Some(Addresses::load(path).map_err(|e| anyhow::anyhow!("addresses: {e}"))?),
+        None => None,
+    };
+    let weather = Weather {
+        temperature_c: config.weather.temperature_c,
+        wind_speed_m_s: config.weather.wind_speed_m_s,
+        wind_from_deg: config.weather.wind_from_deg,
+    };
+    let medium = Medium::from_weather(&weather);
+    let locate_config = LocateConfig::default();
+    let mut associator = Associator::new(model_sensors, medium, locate_config.clone());
+    let mut builder = IncidentBuilder::new(locate_config);
+    restore(&reader, &mut associator, &mut builder)?;
+
+    let (pipeline_tx, pipeline_rx) = mpsc::channel();
+    let (alerts, _) = broadcast::channel(4096);
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("listen on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let app = Arc::new(App {
+        config,
+        frame,
+        sensors,
+        writer,
+        reader: Mutex::new(reader),
+        counters: Counters::default(),
+        pipeline: Mutex::new(pipeline_tx),
+        alerts,
+        addresses,
+        webhook_wake: Notify::new(),
+    });
+    {
+        let app = Arc::clone(&app);
+        std::thread::Builder::new()
+            .name("pipeline".into())
+            .spawn(move || run_pipeline(app, pipeline_rx, associator, builder))?;
+    }
+    tokio::spawn(webhook::run(Arc::clone(&app)));
+    let router = api::router(Arc::clone(&app));
+    let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let served = axum::serve(listener, router)
+            .with_graceful_shutdown(async {
+                let _ = shutdown_rx.await;
+            })
+            .await;
+        if let Err(e) = served {
+            eprintln!("shotfix serve: {e}");
+        }
+    });
+    Ok(Running {
+        addr,
+        app,
+        shutdown: Some(shutdown_tx),
+        task,
+    })
+}
+
+/// GET a URL and return the body (for the demo's and tools' small requests).
+pub async fn http_get(url: &str) -> Result<String, String> {
+    let r = reqwest::get(url).await.map_err(|e| e.to_string())?;
+    r.text().await.map_err(|e| e.to_string())
+}
+
+/// Pulse ids inside the pipeline: unique across sensors.
+pub fn pipeline_pulse_id(sensor: &str, id: &str) -> PulseId {
+    PulseId(format!("{sensor}/{id}"))
+}
+
+/// Reloads the pipeline's window and the open incidents after a restart.
+fn restore(
+    db: &Db,
+    associator: &mut Associator,
+    builder: &mut IncidentBuilder,
+) -> anyhow::Result<()> {
+    let Some(latest) = db.latest_pulse_ns()? else {
+        return Ok(());
+    };
+    let config = LocateConfig::default();
+    // Incidents that could still change, and the pulses of their whole span.
+    let open_since = latest - ((2.0 * config.incident_gap_s) * 1e9) as i64;
+    let open = db.open_incidents(open_since)?;
+    let alerted: std::collections::HashSet<String> = db
+        .alerts_after(0, 0)?
+        .into_iter()
+        .filter(|a| a.kind == pipeline::ALERT)
+        .map(|a| a.incident)
+        .collect();
+    let window_s = 2.0 * (config.max_range_m / 330.0) + pipeline::LATENESS_S + 1.0;
+    let mut from = latest - (window_s * 1e9) as i64;
+    for (row, pulses) in open {
+        from = from.min(row.first_ns - (window_s * 1e9) as i64);
+        let doc: Option<IncidentDoc> = serde_json::from_str(&row.doc).ok();
+        let signature = doc.map(|d| d.signature()).unwrap_or_default();
+        builder.restore(
+            row.id.clone(),
+            row.version,
+            alerted.contains(&row.id),
+            signature,
+            UtcNanos(row.last_ns),
+            pulses
+                .iter()
+                .map(|(s, p)| pipeline_pulse_id(s, p))
+                .collect(),
+        );
+    }
+    let pulses = db.pulses(&store::PulseFilter {
+        since_ns: Some(from),
+        ..store::PulseFilter::default()
+    })?;
+    associator.push(pulses.into_iter().map(|p| Pulse {
+        id: pipeline_pulse_id(&p.sensor, &p.id),
+        sensor: SensorId(p.sensor),
+        t: UtcNanos(p.t_ns),
+        snr_db: p.snr_db,
+        level_db_spl: p.peak_db_spl,
+    }));
+    Ok(())
+}
+
+/// The pipeline thread: association and incident building on every batch of
+/// accepted pulses; event time moves on with the wall clock when nothing arrives.
+fn run_pipeline(
+    app: Arc<App>,
+    rx: mpsc::Receiver<Vec<Pulse>>,
+    mut associator: Associator,
+    mut builder: IncidentBuilder,
+) {
+    let tick = Duration::from_millis(50);
+    let mut last = Instant::now();
+    loop {
+        match rx.recv_timeout(tick) {
+            Ok(batch) => {
+                associator.push(batch);
+                while let Ok(more) = rx.try_recv() {
+                    associator.push(more);
+                }
+                last = Instant::now();
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                let idle = last.elapsed();
+                if idle >= Duration::from_millis(500) {
+                    associator.advance(idle.as_secs_f64());
+                    last = Instant::now();
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => return,
+        }
+        let changes = associator.run();
+        for version in builder.apply(changes) {
+            publish(&app, &version);
+        }
+        if let Some(now) = associator.newest() {
+            builder.close_before(now);
+        }
+    }
+}
+
+fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+}
+
+/// Stores an incident version with its alert and deliveries, then broadcasts.
+fn publish(app: &App, version: &pipeline::IncidentVersion) {
+    let doc = IncidentDoc::build(version, &app.frame, app.addresses.as_ref());
+    let alert = version.alert.map(|kind| AlertDoc {
+        seq: 0,
+        kind: kind.to_string(),
+        incident: doc.clone(),
+    });
+    let first = version.shots.iter().map(|s| s.t_emit.0).min().unwrap_or(0);
+    let last = version.shots.iter().map(|s| s.t_emit.0).max().unwrap_or(0);
+    let save = IncidentSave {
+        incident: IncidentRow {
+            id: doc.id.clone(),
+            version: doc.version,
+            first_ns: first,
+            last_ns: last,
+            lat: doc.lat,
+            lon: doc.lon,
+            class: doc.class.clone(),
+            confidence: doc.confidence,
+            rounds: doc.rounds as i64,
+            shooters: doc.shooters as i64,
+            automatic: doc.automatic,
+            updated_ns: now_ns(),
+            doc: serde_json::to_string(&doc).unwrap_or_default(),
+        },
+        pulses: version
+            .shots
+            .iter()
+            .flat_map(|s| &s.arrivals)
+            .filter_map(|a| {
+                let (sensor, id) = a.pulse.0.split_once('/')?;
+                Some((sensor.to_string(), id.to_string()))
+            })
+            .collect(),
+        alert: version.alert.map(str::to_string),
+        alert_doc: alert
+            .as_ref()
+            .map(|a| serde_json::to_string(a).unwrap_or_default())
+            .unwrap_or_default(),
+        targets: app.config.webhooks.iter().map(|w| w.url.clone()).collect(),
+    };
+    match app.writer.incident_blocking(save) {
+        Ok(Some(seq)) => {
+            if let Some(mut a) = alert {
+                a.seq = seq;
+                app.counters
+                    .alerts_published
+                    .fetch_add(1, Ordering::Relaxed);
+                let _ = app.alerts.send(a);
+                app.webhook_wake.notify_one();
+            }
+        }
+        Ok(None) => {}
+        Err(e) => {
+            app.counters.store_errors.fetch_add(1, Ordering::Relaxed);
+            eprintln!("shotfix serve: storing incident {}: {e}", doc.id);
+        }
+    }
+}

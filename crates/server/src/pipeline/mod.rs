@@ -1,0 +1,492 @@
+//! The transforms between ingest and the sinks: streaming association and
+//! locating ([`Associator`]), then incidents with versions and alert decisions
+//! ([`IncidentBuilder`]). Both are plain state machines driven by event time (the
+//! pulses' own timestamps), with no I/O and no clock, so a replay gives the same
+//! shots as `shotfix locate` on the same pulses, and a restart can rebuild them.
+//!
+//! Streaming association. Accepted pulses join a pool. Whenever new pulses have
+//! arrived, the locate engine's association runs on the pool's recent window
+//! (one horizon: twice the longest sensor-to-shot travel time, so every pulse a
+//! shot in the window could have produced is in it). A shot found is
+//! *provisional*: it is published at once (the alert does not wait) and is found
+//! again, possibly with more sensors, by the next run; it is matched to its
+//! earlier self by shared pulses, so it keeps its key. Once event time has passed
+//! its emission by the longest travel time plus the allowed lateness, no sensor
+//! can still add to it: it is *final*, its pulses leave the pool, and it never
+//! changes again.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use locate::{LocateConfig, Medium, PulseSet};
+use model::{Class, Pulse, PulseId, Sensor, Shot, UtcNanos};
+use sha2::{Digest, Sha256};
+
+/// How late (event time) a sensor's pulses may arrive behind the newest pulse
+/// and still join association, seconds: cellular uplinks buffer for a few
+/// seconds; later pulses are stored but only join shots still in the window.
+pub const LATENESS_S: f64 = 5.0;
+
+/// A shot the associator currently believes in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LiveShot {
+    /// Stable key: derived from the first pulse the shot was found with.
+    pub key: String,
+    pub shot: Shot,
+    pub pulses: BTreeSet<PulseId>,
+}
+
+/// What one association run changed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ShotChange {
+    /// A new shot, or a known one whose pulses or position changed.
+    Upsert(LiveShot),
+    /// A provisional shot that the latest run no longer supports.
+    Lost(String),
+}
+
+/// Streaming association and locating over a sliding window of event time.
+#[derive(Debug)]
+pub struct Associator {
+    sensors: Vec<Sensor>,
+    medium: Medium,
+    config: LocateConfig,
+    pool: BTreeMap<(UtcNanos, PulseId), Pulse>,
+    /// Newest pulse time seen (event time).
+    newest: Option<UtcNanos>,
+    live: Vec<LiveShot>,
+    dirty: bool,
+}
+
+impl Associator {
+    pub fn new(sensors: Vec<Sensor>, medium: Medium, config: LocateConfig) -> Associator {
+        Associator {
+            sensors,
+            medium,
+            config,
+            pool: BTreeMap::new(),
+            newest: None,
+            live: Vec::new(),
+            dirty: false,
+        }
+    }
+
+    /// Adds or moves a sensor (positions in the local frame).
+    pub fn set_sensor(&mut self, sensor: Sensor) {
+        match self.sensors.iter_mut().find(|s| s.id == sensor.id) {
+            Some(s) => *s = sensor,
+            None => self.sensors.push(sensor),
+        }
+    }
+
+    /// Longest travel time from a shot to a sensor that can hear it, seconds.
+    fn reach_s(&self) -> f64 {
+        self.config.max_range_m / self.medium.speed_of_sound_m_s
+            + self.config.consistency_tolerance_s
+    }
+
+    /// The window association looks at, seconds before the newest pulse.
+    fn horizon_s(&self) -> f64 {
+        2.0 * self.reach_s() + LATENESS_S
+    }
+
+    /// Newest pulse time seen, moved on by [`Associator::advance`].
+    pub fn newest(&self) -> Option<UtcNanos> {
+        self.newest
+    }
+
+    /// Pulses waiting in the pool (diagnostics).
+    pub fn pool_len(&self) -> usize {
+        self.pool.len()
+    }
+
+    /// Adds accepted pulses. Pulses from unknown sensors are ignored (ingest has
+    /// already refused them); pulses already past the window are kept in storage
+    /// but cannot join a shot any more.
+    pub fn push(&mut self, pulses: impl IntoIterator<Item = Pulse>) {
+        for p in pulses {
+            if !self.sensors.iter().any(|s| s.id == p.sensor) {
+                continue;
+            }
+            if let Some(newest) = self.newest {
+                if p.t.seconds_since(newest) < -self.horizon_s() {
+                    continue;
+                }
+            }
+            self.newest = Some(self.newest.map_or(p.t, |n| n.max(p.t)));
+            self.pool.insert((p.t, p.id.clone()), p);
+            self.dirty = true;
+        }
+    }
+
+    /// Moves event time on by `seconds` with no new pulses (the quiet after a
+    /// shot), so its shots become final.
+    pub fn advance(&mut self, seconds: f64) {
+        if let Some(n) = self.newest {
+            self.newest = Some(n.offset_by_seconds(seconds));
+        }
+    }
+
+    /// Runs association if anything arrived since the last run, and returns what
+    /// changed. Final shots are dropped from the live set (their pulses leave the
+    /// pool) without a change: they already were published as they are.
+    pub fn run(&mut self) -> Vec<ShotChange> {
+        let Some(newest) = self.newest else {
+            return Vec::new();
+        };
+        let mut changes = Vec::new();
+        if self.dirty {
+            self.dirty = false;
+            let from = newest.offset_by_seconds(-self.horizon_s());
+            let pulses: Vec<Pulse> = self
+                .pool
+                .range((from, PulseId(String::new()))..)
+                .map(|(_, p)| p.clone())
+                .collect();
+            let found = match PulseSet::new(self.sensors.clone(), pulses) {
+                Ok(set) => locate::associate::find_shots(&set, &self.medium, &self.config),
+                Err(_) => Vec::new(), // fewer than three sensors: nothing to locate yet
+            };
+            changes = self.reconcile(found);
+        }
+        // Finalise what no sensor can add to any more, and forget old pulses.
+        let final_before = newest.offset_by_seconds(-(self.reach_s() + LATENESS_S));
+        let (done, live): (Vec<LiveShot>, Vec<LiveShot>) = std::mem::take(&mut self.live)
+            .into_iter()
+            .partition(|s| s.shot.t_emit < final_before);
+        self.live = live;
+        let consumed: BTreeSet<&PulseId> = done.iter().flat_map(|s| &s.pulses).collect();
+        let keep_from = newest.offset_by_seconds(-self.horizon_s());
+        let in_live: BTreeSet<PulseId> = self
+            .live
+            .iter()
+            .flat_map(|s| s.pulses.iter().cloned())
+            .collect();
+        self.pool.retain(|(t, id), _| {
+            !consumed.contains(id) && (*t >= keep_from || in_live.contains(id))
+        });
+        changes
+    }
+
+    fn reconcile(&mut self, found: Vec<Shot>) -> Vec<ShotChange> {
+        let mut old = std::mem::take(&mut self.live);
+        let mut changes = Vec::new();
+        for shot in found {
+            let pulses: BTreeSet<PulseId> = shot.arrivals.iter().map(|a| a.pulse.clone()).collect();
+            let best = old
+                .iter()
+                .enumerate()
+                .map(|(i, o)| (i, o.pulses.intersection(&pulses).count()))
+                .filter(|&(_, n)| n > 0)
+                .max_by_key(|&(i, n)| (n, std::cmp::Reverse(i)));
+            let live = match best {
+                Some((i, _)) => {
+                    let previous = old.swap_remove(i);
+                    let moved = previous.shot.position.distance(shot.position) > 0.01
+                        || previous.shot.t_emit != shot.t_emit;
+                    let next = LiveShot {
+                        key: previous.key.clone(),
+                        shot,
+                        pulses,
+                    };
+                    if moved || previous.pulses != next.pulses {
+                        changes.push(ShotChange::Upsert(next.clone()));
+                    }
+                    next
+                }
+                None => {
+                    let first = shot
+                        .arrivals
+                        .iter()
+                        .min_by(|a, b| a.t.cmp(&b.t).then_with(|| a.pulse.cmp(&b.pulse)))
+                        .map_or_else(String::new, |a| a.pulse.0.clone());
+                    let next = LiveShot {
+                        key: format!("s-{}", short_hash(&first)),
+                        shot,
+                        pulses,
+                    };
+                    changes.push(ShotChange::Upsert(next.clone()));
+                    next
+                }
+            };
+            self.live.push(live);
+        }
+        changes.extend(old.into_iter().map(|o| ShotChange::Lost(o.key)));
+        changes
+    }
+}
+
+/// 16 hex digits of SHA-256: stable ids from stable inputs.
+pub fn short_hash(text: &str) -> String {
+    let digest = Sha256::digest(text.as_bytes());
+    hex::encode(&digest[..8])
+}
+
+/// Alert message kinds (CAP msgType Alert, Update, Cancel).
+pub const ALERT: &str = "alert";
+pub const UPDATE: &str = "update";
+pub const CANCEL: &str = "cancel";
+
+/// An incident as the builder holds it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OpenIncident {
+    pub id: String,
+    pub version: i64,
+    /// Shots by key.
+    pub shots: BTreeMap<String, Shot>,
+    pub alerted: bool,
+    /// [`signature`] of the shots as last published, to tell a real change from a
+    /// re-run that found the same thing.
+    published: String,
+    /// Last emission time published (for closing restored incidents).
+    published_last: Option<UtcNanos>,
+    /// (rounds, shooters, first shot position) as last sent in an alert message.
+    announced: Option<(usize, usize, model::Point3)>,
+}
+
+impl OpenIncident {
+    /// Shots in time order.
+    pub fn shots_in_order(&self) -> Vec<Shot> {
+        let mut shots: Vec<Shot> = self.shots.values().cloned().collect();
+        shots.sort_by(|a, b| {
+            a.t_emit
+                .cmp(&b.t_emit)
+                .then_with(|| a.position.x.total_cmp(&b.position.x))
+        });
+        shots
+    }
+
+    pub fn last_t(&self) -> Option<UtcNanos> {
+        self.shots.values().map(|s| s.t_emit).max()
+    }
+
+    /// The class the incident is published under. Without a classifier every
+    /// located incident is `unknown`.
+    pub fn class(&self) -> Class {
+        Class::Unknown
+    }
+}
+
+/// A new version of an incident to store and publish.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IncidentVersion {
+    pub id: String,
+    pub version: i64,
+    pub shots: Vec<Shot>,
+    pub shooters: usize,
+    /// `Some(kind)` when this version goes out as an alert message.
+    pub alert: Option<&'static str>,
+}
+
+/// Groups shots into incidents, versions every change, and decides alerts.
+#[derive(Debug)]
+pub struct IncidentBuilder {
+    config: LocateConfig,
+    open: Vec<OpenIncident>,
+    /// Shot key → incident id.
+    shot_incident: HashMap<String, String>,
+    /// Pulse → incident id, for incidents restored after a restart.
+    restored_pulses: HashMap<PulseId, String>,
+}
+
+impl IncidentBuilder {
+    pub fn new(config: LocateConfig) -> IncidentBuilder {
+        IncidentBuilder {
+            config,
+            open: Vec::new(),
+            shot_incident: HashMap::new(),
+            restored_pulses: HashMap::new(),
+        }
+    }
+
+    /// Restores an incident stored before a restart: its id, version, whether it
+    /// was alerted, and the pulses its shots used. The associator finds those
+    /// shots again from the same pulses; they rejoin this incident, and a version
+    /// is only written if the result differs from what was published.
+    pub fn restore(
+        &mut self,
+        id: String,
+        version: i64,
+        alerted: bool,
+        published_signature: String,
+        last: UtcNanos,
+        pulses: Vec<PulseId>,
+    ) {
+        for p in pulses {
+            self.restored_pulses.insert(p, id.clone());
+        }
+        self.open.push(OpenIncident {
+            id,
+            version,
+            shots: BTreeMap::new(),
+            alerted,
+            published: published_signature,
+            published_last: Some(last),
+            announced: None,
+        });
+    }
+
+    pub fn open_incidents(&self) -> &[OpenIncident] {
+        &self.open
+    }
+
+    /// Applies shot changes; returns the incident versions to store and publish.
+    pub fn apply(&mut self, changes: Vec<ShotChange>) -> Vec<IncidentVersion> {
+        let mut touched: BTreeSet<String> = BTreeSet::new();
+        for change in changes {
+            match change {
+                ShotChange::Upsert(live) => {
+                    let id = self.incident_for(&live);
+                    if let Some(inc) = self.open.iter_mut().find(|i| i.id == id) {
+                        inc.shots.insert(live.key.clone(), live.shot);
+                    }
+                    self.shot_incident.insert(live.key, id.clone());
+                    touched.insert(id);
+                }
+                ShotChange::Lost(key) => {
+                    if let Some(id) = self.shot_incident.remove(&key) {
+                        if let Some(inc) = self.open.iter_mut().find(|i| i.id == id) {
+                            inc.shots.remove(&key);
+                        }
+                        touched.insert(id);
+                    }
+                }
+            }
+        }
+        let mut out = Vec::new();
+        for id in touched {
+            let Some(inc) = self.open.iter_mut().find(|i| i.id == id) else {
+                continue;
+            };
+            let shots = inc.shots_in_order();
+            let sig = signature(&shots);
+            if sig == inc.published {
+                continue;
+            }
+            let shooters = if shots.is_empty() {
+                0
+            } else {
+                locate::incident::count_shooters(&shots, &self.config)
+            };
+            let now = shots.first().map(|s| (shots.len(), shooters, s.position));
+            let alert = if shots.is_empty() {
+                // Every shot withdrawn: cancel what was alerted; else nothing to say.
+                inc.alerted.then_some(CANCEL)
+            } else if inc.alerted {
+                // Every change is a new version; dispatch hears of it only when
+                // it matters to the response: more rounds, another shooter, or
+                // the place moved by more than a shooter separation.
+                let material = match (inc.announced, now) {
+                    (Some((r, n, p)), Some((r2, n2, p2))) => {
+                        r != r2 || n != n2 || p.distance_2d(p2) > self.config.shooter_separation_m
+                    }
+                    _ => true,
+                };
+                material.then_some(UPDATE)
+            } else if matches!(inc.class(), Class::Fireworks | Class::Other) {
+                None
+            } else {
+                Some(ALERT)
+            };
+            if shots.is_empty() && !inc.alerted {
+                inc.published = sig;
+                continue;
+            }
+            inc.version += 1;
+            if alert == Some(ALERT) {
+                inc.alerted = true;
+            }
+            inc.published = sig;
+            inc.published_last = shots.iter().map(|s| s.t_emit).max();
+            if alert.is_some() {
+                inc.announced = now;
+            }
+            out.push(IncidentVersion {
+                id: inc.id.clone(),
+                version: inc.version,
+                shots,
+                shooters,
+                alert,
+            });
+        }
+        out
+    }
+
+    fn incident_for(&mut self, live: &LiveShot) -> String {
+        if let Some(id) = self.shot_incident.get(&live.key) {
+            return id.clone();
+        }
+        if let Some(id) = live.pulses.iter().find_map(|p| self.restored_pulses.get(p)) {
+            if self.open.iter().any(|i| &i.id == id) {
+                return id.clone();
+            }
+        }
+        let (gap, radius) = (self.config.incident_gap_s, self.config.incident_radius_m);
+        let joined = self.open.iter().find(|inc| {
+            inc.shots.values().any(|s| {
+                live.shot.t_emit.seconds_since(s.t_emit).abs() <= gap
+                    && live.shot.position.distance_2d(s.position) <= radius
+            })
+        });
+        if let Some(inc) = joined {
+            return inc.id.clone();
+        }
+        let id = format!("inc-{}", &live.key[2..]);
+        self.open.push(OpenIncident {
+            id: id.clone(),
+            version: 0,
+            shots: BTreeMap::new(),
+            alerted: false,
+            published: String::new(),
+            published_last: None,
+            announced: None,
+        });
+        id
+    }
+
+    /// Forgets incidents whose last shot is more than the incident gap before
+    /// `now` (event time): no new shot can join them.
+    pub fn close_before(&mut self, now: UtcNanos) {
+        let gap = self.config.incident_gap_s;
+        let closed: Vec<String> = self
+            .open
+            .iter()
+            .filter(|i| {
+                i.last_t()
+                    .or(i.published_last)
+                    .is_none_or(|t| now.seconds_since(t) > 2.0 * gap)
+            })
+            .map(|i| i.id.clone())
+            .collect();
+        self.open.retain(|i| !closed.contains(&i.id));
+        self.shot_incident.retain(|_, id| !closed.contains(id));
+        self.restored_pulses.retain(|_, id| !closed.contains(id));
+    }
+}
+
+/// What an incident's shots say, as text: emission time, position to the
+/// centimetre and the pulses used, per shot in time order. Two runs that found
+/// the same thing give the same signature; it is also computed from a stored
+/// incident document ([`crate::doc::IncidentDoc::signature`]).
+pub fn signature(shots: &[Shot]) -> String {
+    shot_signature(shots.iter().map(|s| {
+        (
+            s.t_emit.0,
+            s.position.x,
+            s.position.y,
+            s.arrivals.iter().map(|a| a.pulse.0.clone()).collect(),
+        )
+    }))
+}
+
+/// [`signature`] from (t ns, x, y, pulse ids) per shot.
+pub fn shot_signature(shots: impl Iterator<Item = (i64, f64, f64, Vec<String>)>) -> String {
+    let mut out = String::new();
+    for (t, x, y, mut pulses) in shots {
+        pulses.sort();
+        out.push_str(&format!("{t}:{x:.2}:{y:.2}:{};", pulses.join(",")));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,86 @@
+//! The pipeline on a synthetic shot: found provisionally as pulses arrive, kept
+//! under one key and one incident, alerted once, then final.
+
+#![allow(clippy::unwrap_used)]
+
+use super::*;
+use model::{Point3, SensorId};
+
+fn setup() -> (Vec<Sensor>, Vec<Pulse>) {
+    let medium = Medium::still(343.0);
+    let source = Point3::new(120.0, -80.0, 2.0);
+    let t0 = UtcNanos(1_800_000_000_000_000_000);
+    let mut sensors = Vec::new();
+    let mut pulses = Vec::new();
+    for i in 0..8 {
+        let a = i as f64 * std::f64::consts::TAU / 8.0;
+        let p = Point3::new(600.0 * a.cos(), 600.0 * a.sin(), 10.0 + i as f64);
+        let id = SensorId(format!("S{i}"));
+        let (tt, _) = medium.travel_time(source, p);
+        pulses.push(Pulse {
+            id: PulseId(format!("S{i}/p")),
+            sensor: id.clone(),
+            t: t0.offset_by_seconds(tt),
+            snr_db: Some(30.0),
+            level_db_spl: None,
+        });
+        sensors.push(Sensor { id, position: p });
+    }
+    pulses.sort_by_key(|p| p.t);
+    (sensors, pulses)
+}
+
+#[test]
+fn a_shot_is_alerted_once_as_its_pulses_arrive_and_then_becomes_final() {
+    let (sensors, pulses) = setup();
+    let config = LocateConfig::default();
+    let mut assoc = Associator::new(sensors, Medium::still(343.0), config.clone());
+    let mut builder = IncidentBuilder::new(config);
+    let mut versions = Vec::new();
+    let mut keys = BTreeSet::new();
+    for p in pulses {
+        assoc.push([p]);
+        let changes = assoc.run();
+        for c in &changes {
+            if let ShotChange::Upsert(s) = c {
+                keys.insert(s.key.clone());
+            }
+        }
+        versions.extend(builder.apply(changes));
+    }
+    assert_eq!(keys.len(), 1, "one shot, one key: {keys:?}");
+    assert!(!versions.is_empty());
+    assert!(
+        versions.iter().all(|v| v.id == versions[0].id),
+        "one incident"
+    );
+    let alerts: Vec<_> = versions.iter().filter(|v| v.alert == Some(ALERT)).collect();
+    assert_eq!(alerts.len(), 1, "alerted exactly once");
+    let last = versions.last().unwrap();
+    assert_eq!(last.shots.len(), 1);
+    assert!(
+        last.shots[0]
+            .position
+            .distance_2d(Point3::new(120.0, -80.0, 2.0))
+            < 0.5
+    );
+    assert_eq!(last.shots[0].arrivals.len(), 8);
+    // Quiet for longer than the reach: final, pulses leave the pool, nothing changes.
+    assoc.advance(30.0);
+    assert!(assoc.run().is_empty());
+    assert_eq!(assoc.pool_len(), 0);
+}
+
+#[test]
+fn a_rerun_that_finds_the_same_shots_writes_no_version() {
+    let (sensors, pulses) = setup();
+    let config = LocateConfig::default();
+    let mut assoc = Associator::new(sensors, Medium::still(343.0), config.clone());
+    let mut builder = IncidentBuilder::new(config);
+    assoc.push(pulses.clone());
+    let first = builder.apply(assoc.run());
+    assert_eq!(first.len(), 1);
+    // The same pulses again (a retried report) change nothing.
+    assoc.push(pulses);
+    assert!(builder.apply(assoc.run()).is_empty());
+}

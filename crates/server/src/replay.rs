@@ -1,0 +1,210 @@
+//! The replay source: plays a scene folder or a research-layout test to a running
+//! server as live sensor reports, signed with each sensor's key, with the real
+//! timing (or faster). Local frames are anchored at an origin so the server,
+//! which works in WGS84, puts every sensor back where it was.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use formats::{Frame, LocateInput};
+use model::{Geodetic, LocalFrame, Pulse};
+use rand::RngCore;
+
+use crate::config::{OriginConfig, SensorConfig, ServerConfig};
+use crate::wire::{self, PulseV1, ReportV1};
+
+/// A folder ready to replay: sensors on the earth, pulses in time order.
+#[derive(Debug, Clone)]
+pub struct ReplayInput {
+    pub frame: LocalFrame,
+    /// (id, WGS84 position).
+    pub sensors: Vec<(String, Geodetic)>,
+    pub pulses: Vec<Pulse>,
+    pub weather: model::Weather,
+}
+
+/// Reads a folder `locate` reads, anchoring a local frame at `origin` (or the
+/// folder's own anchor).
+pub fn read(path: &Path, origin: Option<Geodetic>) -> Result<ReplayInput, String> {
+    let input: LocateInput = formats::read_locate_input(path).map_err(|e| e.to_string())?;
+    let frame = match (&input.frame, origin) {
+        (Frame::Wgs84 { frame }, _) => *frame,
+        (Frame::Local { .. }, Some(o)) => LocalFrame::new(o),
+        (Frame::Local { anchor: Some(a) }, None) => *a,
+        (Frame::Local { anchor: None }, None) => {
+            return Err(format!(
+            "{}: positions are in a local frame with no anchor on the earth: give --origin LAT,LON",
+            path.display()
+        ))
+        }
+    };
+    let mut sensors: Vec<(String, Geodetic)> = input
+        .sensors
+        .iter()
+        .map(|s| (s.id.0.clone(), frame.to_geodetic(s.position)))
+        .collect();
+    sensors.sort_by(|a, b| a.0.cmp(&b.0));
+    sensors.dedup_by(|a, b| a.0 == b.0);
+    let mut pulses = input.pulses;
+    pulses.sort_by(|a, b| a.t.cmp(&b.t).then_with(|| a.id.cmp(&b.id)));
+    Ok(ReplayInput {
+        frame,
+        sensors,
+        pulses,
+        weather: input.weather,
+    })
+}
+
+/// A server configuration for these sensors, each with a fresh random key.
+pub fn server_config(input: &ReplayInput, database: &Path) -> ServerConfig {
+    let mut config = ServerConfig::new(database.to_path_buf());
+    let o = input.frame.origin();
+    config.origin = Some(OriginConfig {
+        lat: o.lat_deg,
+        lon: o.lon_deg,
+        alt_m: o.alt_m,
+    });
+    config.weather.temperature_c = input.weather.temperature_c;
+    config.weather.wind_speed_m_s = input.weather.wind_speed_m_s;
+    config.weather.wind_from_deg = input.weather.wind_from_deg;
+    let mut rng = rand::rngs::OsRng;
+    config.sensors = input
+        .sensors
+        .iter()
+        .map(|(id, g)| {
+            let mut key = [0u8; 32];
+            rng.fill_bytes(&mut key);
+            SensorConfig {
+                id: id.clone(),
+                key: hex::encode(key),
+                lat: g.lat_deg,
+                lon: g.lon_deg,
+                alt_m: g.alt_m,
+            }
+        })
+        .collect();
+    config
+}
+
+/// What a replay sent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReplayStats {
+    pub reports: usize,
+    pub pulses: usize,
+    pub retries: usize,
+}
+
+/// Pulses of one sensor within this long of each other go in one report, as a
+/// sensor batches what it hears in one uplink interval.
+const BATCH_S: f64 = 0.05;
+
+/// Sends every pulse as signed reports, in time order. `speed` 1 is real time,
+/// 10 ten times faster; 0 sends as fast as the server accepts.
+pub async fn replay(
+    server: &str,
+    keys: &HashMap<String, Vec<u8>>,
+    input: &ReplayInput,
+    speed: f64,
+) -> Result<ReplayStats, String> {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .map_err(|e| e.to_string())?;
+    let url = format!("{}/v1/reports", server.trim_end_matches('/'));
+    // Group into reports: per sensor, pulses within BATCH_S of the report's first.
+    let mut reports: Vec<(model::UtcNanos, ReportV1)> = Vec::new();
+    let mut open: BTreeMap<String, usize> = BTreeMap::new();
+    for p in &input.pulses {
+        let sensor = p.sensor.0.clone();
+        let pulse = PulseV1 {
+            id: p.id.0.replace('/', "_"),
+            t_utc: p.t.to_rfc3339(),
+            snr_db: p.snr_db,
+            peak_db_spl: p.level_db_spl,
+            features: None,
+            clip_wav_b64: None,
+        };
+        match open.get(&sensor) {
+            Some(&i) if p.t.seconds_since(reports[i].0) <= BATCH_S => {
+                reports[i].1.pulses.push(pulse)
+            }
+            _ => {
+                let id = format!(
+                    "{sensor}-{}",
+                    crate::pipeline::short_hash(&format!("{}{}", sensor, p.id.0))
+                );
+                open.insert(sensor.clone(), reports.len());
+                reports.push((
+                    p.t,
+                    ReportV1 {
+                        version: wire::REPORT_VERSION,
+                        id,
+                        sensor,
+                        pulses: vec![pulse],
+                    },
+                ));
+            }
+        }
+    }
+    let mut stats = ReplayStats::default();
+    let (Some(first), start) = (reports.first().map(|r| r.0), Instant::now()) else {
+        return Ok(stats);
+    };
+    for (t, report) in &reports {
+        if speed > 0.0 {
+            let due = Duration::from_secs_f64((t.seconds_since(first) / speed).max(0.0));
+            if let Some(wait) = due.checked_sub(start.elapsed()) {
+                tokio::time::sleep(wait).await;
+            }
+        }
+        let key = keys
+            .get(&report.sensor)
+            .ok_or_else(|| format!("no key for sensor {}", report.sensor))?;
+        let body = serde_json::to_vec(report).map_err(|e| e.to_string())?;
+        let mut attempt = 0;
+        loop {
+            let ts = crate::ingest::now_ms();
+            let sent = client
+                .post(&url)
+                .header("content-type", "application/json")
+                .header(wire::SENSOR_HEADER, &report.sensor)
+                .header(wire::TIMESTAMP_HEADER, ts.to_string())
+                .header(wire::SIGNATURE_HEADER, wire::sign(key, ts, &body))
+                .body(body.clone())
+                .send()
+                .await;
+            match sent {
+                Ok(r) if r.status().is_success() => break,
+                Ok(r) if r.status().is_client_error() && r.status().as_u16() != 429 => {
+                    let status = r.status();
+                    let text = r.text().await.unwrap_or_default();
+                    return Err(format!("report {} refused: {status} {text}", report.id));
+                }
+                other => {
+                    attempt += 1;
+                    stats.retries += 1;
+                    if attempt > 20 {
+                        return Err(format!(
+                            "report {}: gave up after 20 attempts ({other:?})",
+                            report.id
+                        ));
+                    }
+                    tokio::time::sleep(Duration::from_millis(50 << attempt.min(6))).await;
+                }
+            }
+        }
+        stats.reports += 1;
+        stats.pulses += report.pulses.len();
+    }
+    Ok(stats)
+}
+
+/// Keys by sensor from a server configuration.
+pub fn keys(config: &ServerConfig) -> HashMap<String, Vec<u8>> {
+    config
+        .sensors
+        .iter()
+        .map(|s| (s.id.clone(), hex::decode(&s.key).unwrap_or_default()))
+        .collect()
+}

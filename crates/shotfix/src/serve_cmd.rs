@@ -1,0 +1,202 @@
+//! `shotfix serve`, `shotfix replay` and `shotfix demo`.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{anyhow, Context, Result};
+use model::Geodetic;
+use server::config::ServerConfig;
+use server::replay;
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("start the async runtime")
+}
+
+fn load_config(path: &Path) -> Result<ServerConfig> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?;
+    ServerConfig::from_toml(&text).map_err(|e| anyhow!("{}: {e}", path.display()))
+}
+
+/// `shotfix serve --config FILE`: runs until Ctrl-C.
+pub fn serve(config: &Path) -> Result<()> {
+    let config = load_config(config)?;
+    runtime()?.block_on(async {
+        let running = server::start(config).await?;
+        eprintln!("shotfix serve: listening on http://{}", running.addr);
+        tokio::signal::ctrl_c().await.context("wait for Ctrl-C")?;
+        running.stop().await;
+        Ok(())
+    })
+}
+
+/// Parses `LAT,LON[,ALT]`.
+pub fn parse_origin(text: &str) -> Result<Geodetic> {
+    let v: Vec<f64> = text
+        .split(',')
+        .map(|p| p.trim().parse::<f64>())
+        .collect::<Result<_, _>>()
+        .map_err(|_| anyhow!("origin {text:?}: expected LAT,LON or LAT,LON,ALT_M"))?;
+    let g = match v.as_slice() {
+        [lat, lon] => Geodetic {
+            lat_deg: *lat,
+            lon_deg: *lon,
+            alt_m: 0.0,
+        },
+        [lat, lon, alt] => Geodetic {
+            lat_deg: *lat,
+            lon_deg: *lon,
+            alt_m: *alt,
+        },
+        _ => {
+            return Err(anyhow!(
+                "origin {text:?}: expected LAT,LON or LAT,LON,ALT_M"
+            ))
+        }
+    };
+    if !g.is_valid() {
+        return Err(anyhow!(
+            "origin {text:?}: not a valid latitude and longitude"
+        ));
+    }
+    Ok(g)
+}
+
+/// `shotfix replay PATH --server URL --config FILE [--origin] [--speed]`, or
+/// `--write-config FILE` to make a server configuration for PATH's sensors.
+pub fn replay(
+    path: &Path,
+    server_url: Option<&str>,
+    config: Option<&Path>,
+    write_config: Option<&Path>,
+    origin: Option<&str>,
+    speed: f64,
+) -> Result<()> {
+    let origin = origin.map(parse_origin).transpose()?;
+    let input = replay::read(path, origin).map_err(|e| anyhow!(e))?;
+    if let Some(out) = write_config {
+        let config = replay::server_config(&input, Path::new("shotfix.db"));
+        std::fs::write(out, config_toml(&config))
+            .with_context(|| format!("write {}", out.display()))?;
+        eprintln!(
+            "shotfix replay: wrote {} ({} sensors)",
+            out.display(),
+            config.sensors.len()
+        );
+        return Ok(());
+    }
+    let (Some(url), Some(config)) = (server_url, config) else {
+        return Err(anyhow!("replay needs --server URL and --config FILE (the server's, for the sensor keys), or --write-config FILE"));
+    };
+    if !(speed >= 0.0 && speed.is_finite()) {
+        return Err(anyhow!(
+            "--speed {speed}: must be ≥ 0 (0 = as fast as possible)"
+        ));
+    }
+    let keys = replay::keys(&load_config(config)?);
+    let stats = runtime()?
+        .block_on(replay::replay(url, &keys, &input, speed))
+        .map_err(|e| anyhow!(e))?;
+    eprintln!(
+        "shotfix replay: {} pulses in {} reports sent to {url} ({} retries)",
+        stats.pulses, stats.reports, stats.retries
+    );
+    Ok(())
+}
+
+/// A server configuration as TOML text.
+pub fn config_toml(c: &ServerConfig) -> String {
+    let mut s = format!(
+        "listen = \"{}\"\ndatabase = \"{}\"\n",
+        c.listen,
+        c.database.display()
+    );
+    if let Some(o) = c.origin {
+        s.push_str(&format!(
+            "origin = {{ lat = {}, lon = {}, alt_m = {} }}\n",
+            o.lat, o.lon, o.alt_m
+        ));
+    }
+    if let Some(t) = c.weather.temperature_c {
+        s.push_str(&format!("weather = {{ temperature_c = {t} }}\n"));
+    }
+    for w in &c.webhooks {
+        s.push_str(&format!(
+            "\n[[webhooks]]\nurl = \"{}\"\nsecret = \"{}\"\n",
+            w.url, w.secret
+        ));
+    }
+    for x in &c.sensors {
+        s.push_str(&format!(
+            "\n[[sensors]]\nid = \"{}\"\nkey = \"{}\"\nlat = {}\nlon = {}\nalt_m = {}\n",
+            x.id, x.key, x.lat, x.lon, x.alt_m
+        ));
+    }
+    s
+}
+
+/// `shotfix demo`: the server on SQLite, and a simulated city of sensors
+/// playing a scenario through the real signed ingest path in real time, again
+/// and again (each pass moved to the present), until Ctrl-C.
+pub fn demo(scenario_path: &Path, db: Option<PathBuf>, listen: &str, once: bool) -> Result<()> {
+    let dir = tempfile::tempdir().context("make a temporary folder")?;
+    let db = db.unwrap_or_else(|| dir.path().join("demo.db"));
+    let mut scenario = crate::simulate_cmd::load_scenario(scenario_path)?;
+    scenario.output.audio = false;
+    let scene =
+        sim::simulate(&scenario).map_err(|e| anyhow!("{}: {e}", scenario_path.display()))?;
+    let scene_dir = dir.path().join("scene");
+    crate::simulate_cmd::write(&scene, &scene_dir)?;
+    let input = replay::read(&scene_dir, None).map_err(|e| anyhow!(e))?;
+    let mut config = replay::server_config(&input, &db);
+    config.listen = listen
+        .parse()
+        .with_context(|| format!("--listen {listen}"))?;
+    let keys = replay::keys(&config);
+    runtime()?.block_on(async {
+        let running = server::start(config).await?;
+        let url = format!("http://{}", running.addr);
+        println!("shotfix demo: dashboard at {url}/  (alerts: {url}/v1/alerts/stream, API: {url}/v1/openapi.json)");
+        println!(
+            "shotfix demo: {} sensors, scenario {}, database {}; Ctrl-C to stop",
+            input.sensors.len(),
+            scenario_path.display(),
+            db.display()
+        );
+        loop {
+            let mut pass = input.clone();
+            // Move the scene to now, so the feed looks live.
+            let shift = now_ns() - pass.pulses.first().map_or(0, |p| p.t.0);
+            for p in &mut pass.pulses {
+                p.t = model::UtcNanos(p.t.0 + shift);
+                p.id = model::PulseId(format!("{}-{}", p.id.0, shift));
+            }
+            println!("shotfix demo: playing {} pulses", pass.pulses.len());
+            let stats = tokio::select! {
+                s = replay::replay(&url, &keys, &pass, 1.0) => s.map_err(|e| anyhow!(e))?,
+                _ = tokio::signal::ctrl_c() => { running.stop().await; return Ok(()); }
+            };
+            println!("shotfix demo: sent {} pulses in {} reports", stats.pulses, stats.reports);
+            if once {
+                tokio::time::sleep(Duration::from_secs(3)).await;
+                let health = reqwest_get(&format!("{url}/v1/health")).await?;
+                println!("shotfix demo: {health}");
+                running.stop().await;
+                return Ok(());
+            }
+        }
+    })
+}
+
+async fn reqwest_get(url: &str) -> Result<serde_json::Value> {
+    let text = server::http_get(url).await.map_err(|e| anyhow!(e))?;
+    serde_json::from_str(&text).context("parse the server's answer")
+}
+
+pub fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+}

@@ -1,0 +1,194 @@
+//! Numbered schema migrations. A database records the versions it has applied
+//! in `schema_migrations`; opening it applies the missing ones in order, each in
+//! its own transaction. Migrations are only ever appended, never edited.
+//!
+//! Each migration is written once per dialect. The two differ only where the SQL
+//! dialects do (auto-increment keys, BLOB vs BYTEA, BOOLEAN), so the tables, keys
+//! and constraints are the same on SQLite and PostgreSQL.
+
+/// One schema migration.
+#[derive(Debug, Clone, Copy)]
+pub struct Migration {
+    pub version: i64,
+    pub name: &'static str,
+    pub sqlite: &'static str,
+    pub postgres: &'static str,
+}
+
+/// Every migration, in order.
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "sensors, reports, pulses, clips, incidents, alerts, outbox",
+    sqlite: r#"
+CREATE TABLE sensors (
+    id TEXT PRIMARY KEY,
+    key_hex TEXT NOT NULL,
+    lat DOUBLE PRECISION NOT NULL,
+    lon DOUBLE PRECISION NOT NULL,
+    alt_m DOUBLE PRECISION NOT NULL,
+    registered_ns BIGINT NOT NULL
+);
+CREATE TABLE reports (
+    id TEXT PRIMARY KEY,
+    sensor TEXT NOT NULL,
+    received_ns BIGINT NOT NULL,
+    pulses BIGINT NOT NULL
+);
+CREATE TABLE pulses (
+    sensor TEXT NOT NULL,
+    id TEXT NOT NULL,
+    t_ns BIGINT NOT NULL,
+    snr_db DOUBLE PRECISION,
+    peak_db_spl DOUBLE PRECISION,
+    report TEXT NOT NULL,
+    received_ns BIGINT NOT NULL,
+    extra TEXT,
+    PRIMARY KEY (sensor, id)
+);
+CREATE INDEX pulses_by_time ON pulses (t_ns);
+CREATE TABLE clips (
+    sensor TEXT NOT NULL,
+    pulse TEXT NOT NULL,
+    wav BLOB NOT NULL,
+    PRIMARY KEY (sensor, pulse)
+);
+CREATE TABLE incidents (
+    id TEXT PRIMARY KEY,
+    version BIGINT NOT NULL,
+    first_ns BIGINT NOT NULL,
+    last_ns BIGINT NOT NULL,
+    lat DOUBLE PRECISION NOT NULL,
+    lon DOUBLE PRECISION NOT NULL,
+    class TEXT NOT NULL,
+    confidence DOUBLE PRECISION NOT NULL,
+    rounds BIGINT NOT NULL,
+    shooters BIGINT NOT NULL,
+    automatic BOOLEAN NOT NULL,
+    updated_ns BIGINT NOT NULL,
+    doc TEXT NOT NULL
+);
+CREATE INDEX incidents_by_time ON incidents (first_ns);
+CREATE TABLE incident_versions (
+    incident TEXT NOT NULL,
+    version BIGINT NOT NULL,
+    created_ns BIGINT NOT NULL,
+    doc TEXT NOT NULL,
+    PRIMARY KEY (incident, version)
+);
+CREATE TABLE incident_pulses (
+    sensor TEXT NOT NULL,
+    pulse TEXT NOT NULL,
+    incident TEXT NOT NULL,
+    PRIMARY KEY (sensor, pulse)
+);
+CREATE INDEX incident_pulses_by_incident ON incident_pulses (incident);
+CREATE TABLE alerts (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    incident TEXT NOT NULL,
+    version BIGINT NOT NULL,
+    kind TEXT NOT NULL,
+    created_ns BIGINT NOT NULL,
+    doc TEXT NOT NULL,
+    UNIQUE (incident, version)
+);
+CREATE UNIQUE INDEX one_first_alert_per_incident ON alerts (incident) WHERE kind = 'alert';
+CREATE TABLE outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    alert_seq BIGINT NOT NULL REFERENCES alerts (seq),
+    target TEXT NOT NULL,
+    attempts BIGINT NOT NULL,
+    next_ns BIGINT NOT NULL,
+    delivered_ns BIGINT,
+    dead INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    UNIQUE (alert_seq, target)
+);
+CREATE INDEX outbox_due ON outbox (next_ns) WHERE delivered_ns IS NULL;
+"#,
+    postgres: r#"
+CREATE TABLE sensors (
+    id TEXT PRIMARY KEY,
+    key_hex TEXT NOT NULL,
+    lat DOUBLE PRECISION NOT NULL,
+    lon DOUBLE PRECISION NOT NULL,
+    alt_m DOUBLE PRECISION NOT NULL,
+    registered_ns BIGINT NOT NULL
+);
+CREATE TABLE reports (
+    id TEXT PRIMARY KEY,
+    sensor TEXT NOT NULL,
+    received_ns BIGINT NOT NULL,
+    pulses BIGINT NOT NULL
+);
+CREATE TABLE pulses (
+    sensor TEXT NOT NULL,
+    id TEXT NOT NULL,
+    t_ns BIGINT NOT NULL,
+    snr_db DOUBLE PRECISION,
+    peak_db_spl DOUBLE PRECISION,
+    report TEXT NOT NULL,
+    received_ns BIGINT NOT NULL,
+    extra TEXT,
+    PRIMARY KEY (sensor, id)
+);
+CREATE INDEX pulses_by_time ON pulses (t_ns);
+CREATE TABLE clips (
+    sensor TEXT NOT NULL,
+    pulse TEXT NOT NULL,
+    wav BYTEA NOT NULL,
+    PRIMARY KEY (sensor, pulse)
+);
+CREATE TABLE incidents (
+    id TEXT PRIMARY KEY,
+    version BIGINT NOT NULL,
+    first_ns BIGINT NOT NULL,
+    last_ns BIGINT NOT NULL,
+    lat DOUBLE PRECISION NOT NULL,
+    lon DOUBLE PRECISION NOT NULL,
+    class TEXT NOT NULL,
+    confidence DOUBLE PRECISION NOT NULL,
+    rounds BIGINT NOT NULL,
+    shooters BIGINT NOT NULL,
+    automatic BOOLEAN NOT NULL,
+    updated_ns BIGINT NOT NULL,
+    doc TEXT NOT NULL
+);
+CREATE INDEX incidents_by_time ON incidents (first_ns);
+CREATE TABLE incident_versions (
+    incident TEXT NOT NULL,
+    version BIGINT NOT NULL,
+    created_ns BIGINT NOT NULL,
+    doc TEXT NOT NULL,
+    PRIMARY KEY (incident, version)
+);
+CREATE TABLE incident_pulses (
+    sensor TEXT NOT NULL,
+    pulse TEXT NOT NULL,
+    incident TEXT NOT NULL,
+    PRIMARY KEY (sensor, pulse)
+);
+CREATE INDEX incident_pulses_by_incident ON incident_pulses (incident);
+CREATE TABLE alerts (
+    seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    incident TEXT NOT NULL,
+    version BIGINT NOT NULL,
+    kind TEXT NOT NULL,
+    created_ns BIGINT NOT NULL,
+    doc TEXT NOT NULL,
+    UNIQUE (incident, version)
+);
+CREATE UNIQUE INDEX one_first_alert_per_incident ON alerts (incident) WHERE kind = 'alert';
+CREATE TABLE outbox (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    alert_seq BIGINT NOT NULL REFERENCES alerts (seq),
+    target TEXT NOT NULL,
+    attempts BIGINT NOT NULL,
+    next_ns BIGINT NOT NULL,
+    delivered_ns BIGINT,
+    dead INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    UNIQUE (alert_seq, target)
+);
+CREATE INDEX outbox_due ON outbox (next_ns) WHERE delivered_ns IS NULL;
+"#,
+}];
