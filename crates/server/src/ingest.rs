@@ -258,8 +258,7 @@ fn take_token(app: &App, sensor: &crate::SensorEntry) -> bool {
     }
 }
 
+/// Wall-clock time, Unix milliseconds (signed report timestamps).
 pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    crate::now_ns() / 1_000_000
 }

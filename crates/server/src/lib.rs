@@ -320,7 +320,7 @@ fn restore(
         .filter(|a| a.kind == pipeline::ALERT)
         .map(|a| a.incident)
         .collect();
-    let window_s = 2.0 * (config.max_range_m / 330.0) + pipeline::LATENESS_S + 1.0;
+    let window_s = associator.horizon_s();
     let mut from = latest - (window_s * 1e9) as i64;
     for (row, pulses) in open {
         from = from.min(row.first_ns - (window_s * 1e9) as i64);
@@ -390,7 +390,8 @@ fn run_pipeline(
     }
 }
 
-fn now_ns() -> i64 {
+/// Wall-clock time, Unix nanoseconds (bookkeeping only, never event time).
+pub fn now_ns() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))

@@ -168,7 +168,7 @@ pub fn demo(scenario_path: &Path, db: Option<PathBuf>, listen: &str, once: bool)
         loop {
             let mut pass = input.clone();
             // Move the scene to now, so the feed looks live.
-            let shift = now_ns() - pass.pulses.first().map_or(0, |p| p.t.0);
+            let shift = server::now_ns() - pass.pulses.first().map_or(0, |p| p.t.0);
             for p in &mut pass.pulses {
                 p.t = model::UtcNanos(p.t.0 + shift);
                 p.id = model::PulseId(format!("{}-{}", p.id.0, shift));
@@ -193,10 +193,4 @@ pub fn demo(scenario_path: &Path, db: Option<PathBuf>, listen: &str, once: bool)
 async fn reqwest_get(url: &str) -> Result<serde_json::Value> {
     let text = server::http_get(url).await.map_err(|e| anyhow!(e))?;
     serde_json::from_str(&text).context("parse the server's answer")
-}
-
-pub fn now_ns() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
 }

@@ -2,9 +2,10 @@
 //! in `schema_migrations`; opening it applies the missing ones in order, each in
 //! its own transaction. Migrations are only ever appended, never edited.
 //!
-//! Each migration is written once per dialect. The two differ only where the SQL
-//! dialects do (auto-increment keys, BLOB vs BYTEA, BOOLEAN), so the tables, keys
-//! and constraints are the same on SQLite and PostgreSQL.
+//! Each migration is written once, in SQLite's dialect using only types both
+//! databases know; [`Migration::postgres`] rewrites the two spellings that differ
+//! (auto-increment keys, BLOB vs BYTEA), so the tables, keys and constraints are
+//! the same on SQLite and PostgreSQL.
 
 /// One schema migration.
 #[derive(Debug, Clone, Copy)]
@@ -12,7 +13,18 @@ pub struct Migration {
     pub version: i64,
     pub name: &'static str,
     pub sqlite: &'static str,
-    pub postgres: &'static str,
+}
+
+impl Migration {
+    /// The same migration in PostgreSQL's dialect.
+    pub fn postgres(&self) -> String {
+        self.sqlite
+            .replace(
+                "INTEGER PRIMARY KEY AUTOINCREMENT",
+                "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
+            )
+            .replace(" BLOB ", " BYTEA ")
+    }
 }
 
 /// Every migration, in order.
@@ -94,92 +106,6 @@ CREATE TABLE alerts (
 CREATE UNIQUE INDEX one_first_alert_per_incident ON alerts (incident) WHERE kind = 'alert';
 CREATE TABLE outbox (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
-    alert_seq BIGINT NOT NULL REFERENCES alerts (seq),
-    target TEXT NOT NULL,
-    attempts BIGINT NOT NULL,
-    next_ns BIGINT NOT NULL,
-    delivered_ns BIGINT,
-    dead INTEGER NOT NULL DEFAULT 0,
-    last_error TEXT,
-    UNIQUE (alert_seq, target)
-);
-CREATE INDEX outbox_due ON outbox (next_ns) WHERE delivered_ns IS NULL;
-"#,
-    postgres: r#"
-CREATE TABLE sensors (
-    id TEXT PRIMARY KEY,
-    key_hex TEXT NOT NULL,
-    lat DOUBLE PRECISION NOT NULL,
-    lon DOUBLE PRECISION NOT NULL,
-    alt_m DOUBLE PRECISION NOT NULL,
-    registered_ns BIGINT NOT NULL
-);
-CREATE TABLE reports (
-    id TEXT PRIMARY KEY,
-    sensor TEXT NOT NULL,
-    received_ns BIGINT NOT NULL,
-    pulses BIGINT NOT NULL
-);
-CREATE TABLE pulses (
-    sensor TEXT NOT NULL,
-    id TEXT NOT NULL,
-    t_ns BIGINT NOT NULL,
-    snr_db DOUBLE PRECISION,
-    peak_db_spl DOUBLE PRECISION,
-    report TEXT NOT NULL,
-    received_ns BIGINT NOT NULL,
-    extra TEXT,
-    PRIMARY KEY (sensor, id)
-);
-CREATE INDEX pulses_by_time ON pulses (t_ns);
-CREATE TABLE clips (
-    sensor TEXT NOT NULL,
-    pulse TEXT NOT NULL,
-    wav BYTEA NOT NULL,
-    PRIMARY KEY (sensor, pulse)
-);
-CREATE TABLE incidents (
-    id TEXT PRIMARY KEY,
-    version BIGINT NOT NULL,
-    first_ns BIGINT NOT NULL,
-    last_ns BIGINT NOT NULL,
-    lat DOUBLE PRECISION NOT NULL,
-    lon DOUBLE PRECISION NOT NULL,
-    class TEXT NOT NULL,
-    confidence DOUBLE PRECISION NOT NULL,
-    rounds BIGINT NOT NULL,
-    shooters BIGINT NOT NULL,
-    automatic BOOLEAN NOT NULL,
-    updated_ns BIGINT NOT NULL,
-    doc TEXT NOT NULL
-);
-CREATE INDEX incidents_by_time ON incidents (first_ns);
-CREATE TABLE incident_versions (
-    incident TEXT NOT NULL,
-    version BIGINT NOT NULL,
-    created_ns BIGINT NOT NULL,
-    doc TEXT NOT NULL,
-    PRIMARY KEY (incident, version)
-);
-CREATE TABLE incident_pulses (
-    sensor TEXT NOT NULL,
-    pulse TEXT NOT NULL,
-    incident TEXT NOT NULL,
-    PRIMARY KEY (sensor, pulse)
-);
-CREATE INDEX incident_pulses_by_incident ON incident_pulses (incident);
-CREATE TABLE alerts (
-    seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    incident TEXT NOT NULL,
-    version BIGINT NOT NULL,
-    kind TEXT NOT NULL,
-    created_ns BIGINT NOT NULL,
-    doc TEXT NOT NULL,
-    UNIQUE (incident, version)
-);
-CREATE UNIQUE INDEX one_first_alert_per_incident ON alerts (incident) WHERE kind = 'alert';
-CREATE TABLE outbox (
-    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     alert_seq BIGINT NOT NULL REFERENCES alerts (seq),
     target TEXT NOT NULL,
     attempts BIGINT NOT NULL,

@@ -158,3 +158,18 @@ fn a_newer_schema_is_refused() {
     let err = Db::open_sqlite(&path).unwrap_err().to_string();
     assert!(err.contains("99"), "{err}");
 }
+
+#[test]
+fn the_postgres_dialect_rewrites_only_what_differs() {
+    for m in MIGRATIONS {
+        let pg = m.postgres();
+        assert!(
+            !pg.contains("AUTOINCREMENT") && !pg.contains(" BLOB "),
+            "{pg}"
+        );
+        assert_eq!(
+            pg.matches("CREATE TABLE").count(),
+            m.sqlite.matches("CREATE TABLE").count()
+        );
+    }
+}

@@ -85,7 +85,7 @@ impl Associator {
     }
 
     /// The window association looks at, seconds before the newest pulse.
-    fn horizon_s(&self) -> f64 {
+    pub fn horizon_s(&self) -> f64 {
         2.0 * self.reach_s() + LATENESS_S
     }
 
