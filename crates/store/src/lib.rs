@@ -1,13 +1,24 @@
 //! Durable storage for the server: sensors, accepted reports and their pulses,
 //! audio clips, incidents with every version, alerts, and the webhook outbox.
 //!
-//! SQLite is the embedded default: one file, write-ahead log, `synchronous=FULL`,
-//! so a transaction that returned is on disk and survives a `kill -9` of the
-//! server (and a power cut). The server talks to one [`Db`] from one writer
-//! thread and batches many requests into one transaction (group commit); readers
-//! open their own connections, which WAL lets run beside the writer.
+//! Two backends behind one [`Db`], chosen by [`Db::open`]:
+//! - SQLite, the embedded default: one file, write-ahead log, `synchronous=FULL`,
+//!   so a transaction that returned is on disk and survives a `kill -9` of the
+//!   server (and a power cut);
+//! - PostgreSQL (`postgres://…`), for a database on another machine or shared
+//!   with other tools; a commit that returned is durable under the server's
+//!   default `synchronous_commit = on`.
 //!
-//! Guarantees the schema enforces, not the callers:
+//! Both get their schema from the same migration text (`migrations.rs`, with a
+//! mechanical rewrite for PostgreSQL) and run the same SQL text for every query
+//! (`backend.rs`), so they store, refuse and order rows alike.
+//!
+//! The server talks to one [`Db`] from one writer thread and batches many
+//! requests into one transaction (group commit); readers open their own
+//! connections, which WAL (and PostgreSQL's MVCC) lets run beside the writer.
+//!
+//! Guarantees the schema enforces, not the callers (so they hold on both
+//! backends, and on PostgreSQL across any number of connections and processes):
 //! - a report id is accepted once (`reports` primary key), and a pulse once per
 //!   sensor (`pulses` primary key), so a retried report changes nothing;
 //! - an alert exists at most once per (incident, version) and an incident is
@@ -15,41 +26,53 @@
 //! - a webhook delivery exists at most once per (alert, target), and it is
 //!   created in the same transaction as its alert, so no alert can miss one.
 //!
+//! The API is synchronous. The `postgres` client drives each connection with a
+//! small runtime of its own, so a PostgreSQL-backed [`Db`] must be used from a
+//! plain thread (or `spawn_blocking`), never from inside an async task. Alert
+//! sequence numbers increase in commit order as long as one connection writes
+//! alerts (the server's writer thread); on PostgreSQL a refused alert skips a
+//! number.
+//!
 //! Times are integer nanoseconds since the Unix epoch (UTC), as in the core.
 
+mod backend;
 mod migrations;
 
+use std::borrow::Cow;
+use std::fmt;
 use std::path::Path;
 
-use rusqlite::{params, Connection, OptionalExtension};
+use backend::{args, Arg, Conn, Dialect, Row};
+use rusqlite::Connection;
 
+pub use backend::DbError;
 pub use migrations::MIGRATIONS;
 
-/// What can go wrong with storage. Messages name the database and the operation.
+/// What can go wrong with storage. Messages are one line and name the
+/// database (a path, or a URL without its password) and the operation.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("database {path}: {source}")]
-    Open {
-        path: String,
-        source: rusqlite::Error,
-    },
-    #[error("database migration {version} ({name}): {source}")]
+    #[error("cannot open database {database}: {error}")]
+    Open { database: String, error: DbError },
+    #[error("database {database}: migration {version} ({name}): {error}")]
     Migrate {
+        database: String,
         version: i64,
         name: &'static str,
-        source: rusqlite::Error,
+        error: DbError,
     },
-    #[error("database is at schema version {found}, newer than this program's {known}")]
-    TooNew { found: i64, known: i64 },
-    #[error("database {operation}: {source}")]
+    #[error("database {database} is at schema version {found}, newer than this program's {known}")]
+    TooNew {
+        database: String,
+        found: i64,
+        known: i64,
+    },
+    #[error("database {database}: {operation}: {error}")]
     Sql {
+        database: String,
         operation: &'static str,
-        source: rusqlite::Error,
+        error: DbError,
     },
-}
-
-fn sql(operation: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
-    move |source| StoreError::Sql { operation, source }
 }
 
 /// A registered sensor: its shared secret and surveyed position.
@@ -196,125 +219,193 @@ pub struct IncidentSave {
     pub targets: Vec<String>,
 }
 
-/// A connection to the database.
-#[derive(Debug)]
+/// A connection to the database (SQLite or PostgreSQL).
 pub struct Db {
-    conn: Connection,
+    conn: Conn,
+    /// How messages name the database: the SQLite path, or the PostgreSQL
+    /// connection string without its password.
+    database: String,
 }
 
+impl fmt::Debug for Db {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Db")
+            .field("backend", &self.conn.dialect())
+            .field("database", &self.database)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A PostgreSQL advisory lock key ("shotfix" in ASCII) that serialises schema
+/// migrations between connections opening the same database at once.
+const MIGRATION_LOCK: i64 = 0x0073_686f_7466_6978;
+
 impl Db {
+    /// Opens a database by URL and brings its schema up to date:
+    /// `postgres://…` or `postgresql://…` is a PostgreSQL server (see
+    /// [`Db::open_postgres`]); anything else is an SQLite file path, with an
+    /// optional `sqlite:` or `sqlite://` prefix (`sqlite:///var/lib/shotfix.db`).
+    pub fn open(url: &str) -> Result<Db, StoreError> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Db::open_postgres(url);
+        }
+        let path = match url.strip_prefix("sqlite:") {
+            Some(rest) => rest.strip_prefix("//").unwrap_or(rest),
+            None => url,
+        };
+        if path.is_empty() {
+            return Err(StoreError::Open {
+                database: format!("{url:?}"),
+                error: DbError::Invalid("no path: give an SQLite file or a postgres:// URL".into()),
+            });
+        }
+        Db::open_sqlite(Path::new(path))
+    }
+
+    /// Connects to PostgreSQL and brings the schema up to date. `config` is a
+    /// URL (`postgres://user:password@host:5432/dbname?connect_timeout=5`) or
+    /// `key=value` pairs (`host=… user=… dbname=…`), as libpq takes them; no
+    /// TLS (use a local or tunnelled connection). Without a `connect_timeout`,
+    /// an unresponsive server is given up after 10 s.
+    pub fn open_postgres(config: &str) -> Result<Db, StoreError> {
+        let database = backend::redact(config);
+        let conn = Conn::postgres(config).map_err(|error| StoreError::Open {
+            database: database.clone(),
+            error,
+        })?;
+        Db::init(conn, database)
+    }
+
     /// Opens (creating if needed) an SQLite database and brings its schema up to date.
     pub fn open_sqlite(path: &Path) -> Result<Db, StoreError> {
-        let conn = Connection::open(path).map_err(|source| StoreError::Open {
-            path: path.display().to_string(),
-            source,
-        })?;
-        Db::init(conn, &path.display().to_string())
-    }
-
-    /// A private in-memory database (tests, `locate`-style one-off runs).
-    pub fn open_in_memory() -> Result<Db, StoreError> {
-        let conn = Connection::open_in_memory().map_err(|source| StoreError::Open {
-            path: ":memory:".into(),
-            source,
-        })?;
-        Db::init(conn, ":memory:")
-    }
-
-    fn init(conn: Connection, path: &str) -> Result<Db, StoreError> {
-        let open = |source| StoreError::Open {
-            path: path.to_string(),
-            source,
+        let database = path.display().to_string();
+        let open = |error| StoreError::Open {
+            database: database.clone(),
+            error,
         };
-        // WAL: readers never block the writer. FULL: a commit is on disk when it
-        // returns. busy_timeout: a reader's checkpoint never fails a write.
-        conn.pragma_update(None, "journal_mode", "WAL")
+        let conn = Connection::open(path)
+            .map_err(DbError::from)
+            .and_then(Conn::sqlite)
             .map_err(open)?;
-        conn.pragma_update(None, "synchronous", "FULL")
-            .map_err(open)?;
-        conn.pragma_update(None, "foreign_keys", "ON")
-            .map_err(open)?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))
-            .map_err(open)?;
-        let mut db = Db { conn };
+        Db::init(conn, database)
+    }
+
+    /// A private in-memory SQLite database (tests, `locate`-style one-off runs).
+    pub fn open_in_memory() -> Result<Db, StoreError> {
+        let database = ":memory:".to_string();
+        let conn = Connection::open_in_memory()
+            .map_err(DbError::from)
+            .and_then(Conn::sqlite)
+            .map_err(|error| StoreError::Open {
+                database: database.clone(),
+                error,
+            })?;
+        Db::init(conn, database)
+    }
+
+    fn init(conn: Conn, database: String) -> Result<Db, StoreError> {
+        let db = Db { conn, database };
         db.migrate()?;
         Ok(db)
     }
 
     /// The schema version now in the database.
     pub fn schema_version(&self) -> Result<i64, StoreError> {
-        self.conn
-            .query_row(
+        Ok(self
+            .row(
+                "read schema version",
                 "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
-                [],
-                |r| r.get(0),
-            )
-            .map_err(sql("read schema version"))
+                &[],
+                Row::int,
+            )?
+            .unwrap_or(0))
     }
 
-    fn migrate(&mut self) -> Result<(), StoreError> {
-        self.conn
-            .execute_batch(
-                "CREATE TABLE IF NOT EXISTS schema_migrations (
-                    version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_ns INTEGER NOT NULL)",
-            )
-            .map_err(sql("create schema_migrations"))?;
-        let found = self.schema_version()?;
+    /// Applies the missing migrations, each in its own transaction. The
+    /// transaction holds the write lock (SQLite) or an advisory lock
+    /// (PostgreSQL) from reading the version to recording the new one, so
+    /// connections opening a new database at once apply each migration once.
+    fn migrate(&self) -> Result<(), StoreError> {
         let known = MIGRATIONS.last().map_or(0, |m| m.version);
-        if found > known {
-            return Err(StoreError::TooNew { found, known });
+        let dialect = self.conn.dialect();
+        let text = |sqlite: &'static str| match dialect {
+            Dialect::Sqlite => Cow::Borrowed(sqlite),
+            Dialect::Postgres => Cow::Owned(migrations::postgres_dialect(sqlite)),
+        };
+        loop {
+            let applied = self.transaction("commit migration", || {
+                if dialect == Dialect::Postgres {
+                    self.execute(
+                        "lock for migration",
+                        "SELECT pg_advisory_xact_lock(?1)",
+                        &args![MIGRATION_LOCK],
+                    )?;
+                }
+                self.conn
+                    .batch(&text(migrations::SCHEMA_MIGRATIONS))
+                    .map_err(self.fail("create schema_migrations"))?;
+                let found = self.schema_version()?;
+                if found > known {
+                    return Err(StoreError::TooNew {
+                        database: self.database.clone(),
+                        found,
+                        known,
+                    });
+                }
+                let Some(m) = MIGRATIONS.iter().find(|m| m.version > found) else {
+                    return Ok(false);
+                };
+                let fail = |error| StoreError::Migrate {
+                    database: self.database.clone(),
+                    version: m.version,
+                    name: m.name,
+                    error,
+                };
+                self.conn.batch(&text(m.sqlite)).map_err(fail)?;
+                self.conn
+                    .execute(
+                        "INSERT INTO schema_migrations (version, name, applied_ns) VALUES (?1, ?2, ?3)",
+                        &args![m.version, m.name, now_ns()],
+                    )
+                    .map_err(fail)?;
+                Ok(true)
+            })?;
+            if !applied {
+                return Ok(());
+            }
         }
-        for m in MIGRATIONS.iter().filter(|m| m.version > found) {
-            let fail = |source| StoreError::Migrate {
-                version: m.version,
-                name: m.name,
-                source,
-            };
-            let tx = self.conn.transaction().map_err(fail)?;
-            tx.execute_batch(m.sqlite).map_err(fail)?;
-            tx.execute(
-                "INSERT INTO schema_migrations (version, name, applied_ns) VALUES (?1, ?2, ?3)",
-                params![m.version, m.name, now_ns()],
-            )
-            .map_err(fail)?;
-            tx.commit().map_err(fail)?;
-        }
-        Ok(())
     }
 
     // ---- sensors -------------------------------------------------------------
 
     /// Adds or updates a sensor.
     pub fn upsert_sensor(&mut self, s: &SensorRow) -> Result<(), StoreError> {
-        self.conn
-            .execute(
-                "INSERT INTO sensors (id, key_hex, lat, lon, alt_m, registered_ns)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                 ON CONFLICT (id) DO UPDATE SET key_hex = excluded.key_hex,
-                    lat = excluded.lat, lon = excluded.lon, alt_m = excluded.alt_m",
-                params![s.id, s.key_hex, s.lat, s.lon, s.alt_m, now_ns()],
-            )
-            .map(drop)
-            .map_err(sql("save sensor"))
+        self.execute(
+            "save sensor",
+            "INSERT INTO sensors (id, key_hex, lat, lon, alt_m, registered_ns)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (id) DO UPDATE SET key_hex = excluded.key_hex,
+                lat = excluded.lat, lon = excluded.lon, alt_m = excluded.alt_m",
+            &args![&s.id, &s.key_hex, s.lat, s.lon, s.alt_m, now_ns()],
+        )
+        .map(drop)
     }
 
     pub fn sensors(&self) -> Result<Vec<SensorRow>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT id, key_hex, lat, lon, alt_m FROM sensors ORDER BY id")
-            .map_err(sql("list sensors"))?;
-        let rows = stmt
-            .query_map([], |r| {
+        self.rows(
+            "list sensors",
+            "SELECT id, key_hex, lat, lon, alt_m FROM sensors ORDER BY id",
+            &[],
+            |r| {
                 Ok(SensorRow {
-                    id: r.get(0)?,
-                    key_hex: r.get(1)?,
-                    lat: r.get(2)?,
-                    lon: r.get(3)?,
-                    alt_m: r.get(4)?,
+                    id: r.text()?,
+                    key_hex: r.text()?,
+                    lat: r.real()?,
+                    lon: r.real()?,
+                    alt_m: r.real()?,
                 })
-            })
-            .map_err(sql("list sensors"))?;
-        rows.collect::<Result<_, _>>().map_err(sql("list sensors"))
+            },
+        )
     }
 
     // ---- reports and pulses ----------------------------------------------------
@@ -325,118 +416,99 @@ impl Db {
         &mut self,
         reports: &[ReportRow],
     ) -> Result<Vec<ReportOutcome>, StoreError> {
-        let tx = self.conn.transaction().map_err(sql("begin"))?;
-        let mut out = Vec::with_capacity(reports.len());
-        {
-            let mut report_stmt = tx
-                .prepare_cached(
+        self.transaction("commit reports", || {
+            let mut out = Vec::with_capacity(reports.len());
+            for r in reports {
+                let new = self.execute(
+                    "store report",
                     "INSERT INTO reports (id, sensor, received_ns, pulses) VALUES (?1, ?2, ?3, ?4)
                      ON CONFLICT (id) DO NOTHING",
-                )
-                .map_err(sql("store report"))?;
-            let mut pulse_stmt = tx
-                .prepare_cached(
-                    "INSERT INTO pulses (sensor, id, t_ns, snr_db, peak_db_spl, report, received_ns, extra)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (sensor, id) DO NOTHING",
-                )
-                .map_err(sql("store pulse"))?;
-            let mut clip_stmt = tx
-                .prepare_cached(
-                    "INSERT INTO clips (sensor, pulse, wav) VALUES (?1, ?2, ?3)
-                     ON CONFLICT (sensor, pulse) DO NOTHING",
-                )
-                .map_err(sql("store clip"))?;
-            for r in reports {
-                let new = report_stmt
-                    .execute(params![
-                        r.id,
-                        r.sensor,
-                        r.received_ns,
-                        r.pulses.len() as i64
-                    ])
-                    .map_err(sql("store report"))?;
+                    &args![&r.id, &r.sensor, r.received_ns, r.pulses.len() as i64],
+                )?;
                 if new == 0 {
                     out.push(ReportOutcome::Duplicate);
                     continue;
                 }
                 let mut stored = 0;
                 for p in &r.pulses {
-                    stored += pulse_stmt
-                        .execute(params![
-                            p.sensor,
-                            p.id,
+                    let new = self.execute(
+                        "store pulse",
+                        "INSERT INTO pulses (sensor, id, t_ns, snr_db, peak_db_spl, report, received_ns, extra)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (sensor, id) DO NOTHING",
+                        &args![
+                            &p.sensor,
+                            &p.id,
                             p.t_ns,
                             p.snr_db,
                             p.peak_db_spl,
-                            p.report,
+                            &p.report,
                             p.received_ns,
-                            p.extra_json
-                        ])
-                        .map_err(sql("store pulse"))?;
+                            p.extra_json.as_deref()
+                        ],
+                    )?;
+                    stored += usize::from(new > 0);
                 }
                 for c in &r.clips {
-                    clip_stmt
-                        .execute(params![c.sensor, c.pulse, c.wav])
-                        .map_err(sql("store clip"))?;
+                    self.execute(
+                        "store clip",
+                        "INSERT INTO clips (sensor, pulse, wav) VALUES (?1, ?2, ?3)
+                         ON CONFLICT (sensor, pulse) DO NOTHING",
+                        &args![&c.sensor, &c.pulse, c.wav.as_slice()],
+                    )?;
                 }
                 out.push(ReportOutcome::Accepted {
                     pulses: stored,
                     duplicate_pulses: r.pulses.len() - stored,
                 });
             }
-        }
-        tx.commit().map_err(sql("commit reports"))?;
-        Ok(out)
+            Ok(out)
+        })
     }
 
     /// Pulses by filter, in time order (then sensor, id).
     pub fn pulses(&self, f: &PulseFilter) -> Result<Vec<PulseRow>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached(
-                "SELECT sensor, id, t_ns, snr_db, peak_db_spl, report, received_ns, extra FROM pulses
-                 WHERE (?1 IS NULL OR sensor = ?1) AND t_ns >= ?2 AND t_ns <= ?3
-                 ORDER BY t_ns, sensor, id LIMIT ?4",
-            )
-            .map_err(sql("list pulses"))?;
-        let rows = stmt
-            .query_map(
-                params![
-                    f.sensor,
-                    f.since_ns.unwrap_or(i64::MIN),
-                    f.until_ns.unwrap_or(i64::MAX),
-                    limit(f.limit)
-                ],
-                pulse_row,
-            )
-            .map_err(sql("list pulses"))?;
-        rows.collect::<Result<_, _>>().map_err(sql("list pulses"))
+        self.rows(
+            "list pulses",
+            "SELECT sensor, id, t_ns, snr_db, peak_db_spl, report, received_ns, extra FROM pulses
+             WHERE (CAST(?1 AS TEXT) IS NULL OR sensor = ?1) AND t_ns >= ?2 AND t_ns <= ?3
+             ORDER BY t_ns, sensor, id LIMIT ?4",
+            &args![
+                f.sensor.as_deref(),
+                f.since_ns.unwrap_or(i64::MIN),
+                f.until_ns.unwrap_or(i64::MAX),
+                limit(f.limit)
+            ],
+            pulse_row,
+        )
     }
 
     /// How many pulses are stored (health, tests).
     pub fn pulse_count(&self) -> Result<i64, StoreError> {
-        self.conn
-            .query_row("SELECT COUNT(*) FROM pulses", [], |r| r.get(0))
-            .map_err(sql("count pulses"))
+        Ok(self
+            .row("count pulses", "SELECT COUNT(*) FROM pulses", &[], Row::int)?
+            .unwrap_or(0))
     }
 
     /// The latest pulse time stored, if any (where recovery resumes).
     pub fn latest_pulse_ns(&self) -> Result<Option<i64>, StoreError> {
-        self.conn
-            .query_row("SELECT MAX(t_ns) FROM pulses", [], |r| r.get(0))
-            .map_err(sql("latest pulse"))
+        Ok(self
+            .row(
+                "latest pulse",
+                "SELECT MAX(t_ns) FROM pulses",
+                &[],
+                Row::opt_int,
+            )?
+            .flatten())
     }
 
     /// The stored clip of a pulse, if the sensor sent one.
     pub fn clip(&self, sensor: &str, pulse: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        self.conn
-            .query_row(
-                "SELECT wav FROM clips WHERE sensor = ?1 AND pulse = ?2",
-                params![sensor, pulse],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(sql("read clip"))
+        self.row(
+            "read clip",
+            "SELECT wav FROM clips WHERE sensor = ?1 AND pulse = ?2",
+            &args![sensor, pulse],
+            Row::blob,
+        )
     }
 
     // ---- incidents, alerts, outbox ------------------------------------------------
@@ -447,135 +519,116 @@ impl Db {
     /// second first alert of the incident, already exists.
     pub fn save_incident(&mut self, save: &IncidentSave) -> Result<Option<i64>, StoreError> {
         let i = &save.incident;
-        let tx = self.conn.transaction().map_err(sql("begin"))?;
-        tx.execute(
-            "INSERT INTO incidents (id, version, first_ns, last_ns, lat, lon, class, confidence,
-                rounds, shooters, automatic, updated_ns, doc)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
-             ON CONFLICT (id) DO UPDATE SET version = excluded.version, first_ns = excluded.first_ns,
-                last_ns = excluded.last_ns, lat = excluded.lat, lon = excluded.lon,
-                class = excluded.class, confidence = excluded.confidence, rounds = excluded.rounds,
-                shooters = excluded.shooters, automatic = excluded.automatic,
-                updated_ns = excluded.updated_ns, doc = excluded.doc
-             WHERE excluded.version > incidents.version",
-            params![
-                i.id,
-                i.version,
-                i.first_ns,
-                i.last_ns,
-                i.lat,
-                i.lon,
-                i.class,
-                i.confidence,
-                i.rounds,
-                i.shooters,
-                i.automatic,
-                i.updated_ns,
-                i.doc
-            ],
-        )
-        .map_err(sql("save incident"))?;
-        tx.execute(
-            "INSERT INTO incident_versions (incident, version, created_ns, doc) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (incident, version) DO NOTHING",
-            params![i.id, i.version, i.updated_ns, i.doc],
-        )
-        .map_err(sql("save incident version"))?;
-        {
-            let mut stmt = tx
-                .prepare_cached(
+        self.transaction("commit incident", || {
+            self.execute(
+                "save incident",
+                "INSERT INTO incidents (id, version, first_ns, last_ns, lat, lon, class, confidence,
+                    rounds, shooters, automatic, updated_ns, doc)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+                 ON CONFLICT (id) DO UPDATE SET version = excluded.version, first_ns = excluded.first_ns,
+                    last_ns = excluded.last_ns, lat = excluded.lat, lon = excluded.lon,
+                    class = excluded.class, confidence = excluded.confidence, rounds = excluded.rounds,
+                    shooters = excluded.shooters, automatic = excluded.automatic,
+                    updated_ns = excluded.updated_ns, doc = excluded.doc
+                 WHERE excluded.version > incidents.version",
+                &args![
+                    &i.id,
+                    i.version,
+                    i.first_ns,
+                    i.last_ns,
+                    i.lat,
+                    i.lon,
+                    &i.class,
+                    i.confidence,
+                    i.rounds,
+                    i.shooters,
+                    i.automatic,
+                    i.updated_ns,
+                    &i.doc
+                ],
+            )?;
+            self.execute(
+                "save incident version",
+                "INSERT INTO incident_versions (incident, version, created_ns, doc) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (incident, version) DO NOTHING",
+                &args![&i.id, i.version, i.updated_ns, &i.doc],
+            )?;
+            for (sensor, pulse) in &save.pulses {
+                self.execute(
+                    "save incident pulses",
                     "INSERT INTO incident_pulses (sensor, pulse, incident) VALUES (?1, ?2, ?3)
                      ON CONFLICT (sensor, pulse) DO UPDATE SET incident = excluded.incident",
-                )
-                .map_err(sql("save incident pulses"))?;
-            for (sensor, pulse) in &save.pulses {
-                stmt.execute(params![sensor, pulse, i.id])
-                    .map_err(sql("save incident pulses"))?;
+                    &args![sensor, pulse, &i.id],
+                )?;
             }
-        }
-        let mut seq = None;
-        if let Some(kind) = &save.alert {
-            let inserted = tx
-                .execute(
-                    "INSERT INTO alerts (incident, version, kind, created_ns, doc) VALUES (?1, ?2, ?3, ?4, ?5)
-                     ON CONFLICT DO NOTHING",
-                    params![i.id, i.version, kind, i.updated_ns, save.alert_doc],
-                )
-                .map_err(sql("save alert"))?;
-            if inserted == 1 {
-                let s = tx.last_insert_rowid();
-                let mut stmt = tx
-                    .prepare_cached(
+            let Some(kind) = &save.alert else {
+                return Ok(None);
+            };
+            // No row back when the (incident, version) or the incident's first
+            // alert already exists (either unique index).
+            let seq = self.row(
+                "save alert",
+                "INSERT INTO alerts (incident, version, kind, created_ns, doc) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT DO NOTHING RETURNING seq",
+                &args![&i.id, i.version, kind, i.updated_ns, &save.alert_doc],
+                Row::int,
+            )?;
+            if let Some(seq) = seq {
+                for t in &save.targets {
+                    self.execute(
+                        "queue webhook",
                         "INSERT INTO outbox (alert_seq, target, attempts, next_ns) VALUES (?1, ?2, 0, ?3)
                          ON CONFLICT (alert_seq, target) DO NOTHING",
-                    )
-                    .map_err(sql("queue webhook"))?;
-                for t in &save.targets {
-                    stmt.execute(params![s, t, i.updated_ns])
-                        .map_err(sql("queue webhook"))?;
+                        &args![seq, t, i.updated_ns],
+                    )?;
                 }
-                seq = Some(s);
             }
-        }
-        tx.commit().map_err(sql("commit incident"))?;
-        Ok(seq)
+            Ok(seq)
+        })
     }
 
     /// Incidents by filter, newest first.
     pub fn incidents(&self, f: &IncidentFilter) -> Result<Vec<IncidentRow>, StoreError> {
         let [x0, y0, x1, y1] = f.bbox.unwrap_or([-180.0, -90.0, 180.0, 90.0]);
-        let mut stmt = self
-            .conn
-            .prepare_cached(&format!(
+        self.rows(
+            "list incidents",
+            &format!(
                 "SELECT {INCIDENT_COLUMNS} FROM incidents
                  WHERE last_ns >= ?1 AND first_ns <= ?2 AND lon >= ?3 AND lon <= ?4
-                   AND lat >= ?5 AND lat <= ?6 AND (?7 IS NULL OR class = ?7)
+                   AND lat >= ?5 AND lat <= ?6 AND (CAST(?7 AS TEXT) IS NULL OR class = ?7)
                  ORDER BY first_ns DESC, id LIMIT ?8"
-            ))
-            .map_err(sql("list incidents"))?;
-        let rows = stmt
-            .query_map(
-                params![
-                    f.since_ns.unwrap_or(i64::MIN),
-                    f.until_ns.unwrap_or(i64::MAX),
-                    x0,
-                    x1,
-                    y0,
-                    y1,
-                    f.class,
-                    limit(f.limit)
-                ],
-                incident_row,
-            )
-            .map_err(sql("list incidents"))?;
-        rows.collect::<Result<_, _>>()
-            .map_err(sql("list incidents"))
+            ),
+            &args![
+                f.since_ns.unwrap_or(i64::MIN),
+                f.until_ns.unwrap_or(i64::MAX),
+                x0,
+                x1,
+                y0,
+                y1,
+                f.class.as_deref(),
+                limit(f.limit)
+            ],
+            incident_row,
+        )
     }
 
     pub fn incident(&self, id: &str) -> Result<Option<IncidentRow>, StoreError> {
-        self.conn
-            .query_row(
-                &format!("SELECT {INCIDENT_COLUMNS} FROM incidents WHERE id = ?1"),
-                params![id],
-                incident_row,
-            )
-            .optional()
-            .map_err(sql("read incident"))
+        self.row(
+            "read incident",
+            &format!("SELECT {INCIDENT_COLUMNS} FROM incidents WHERE id = ?1"),
+            &args![id],
+            incident_row,
+        )
     }
 
     /// Every version of an incident, oldest first: (version, created_ns, doc).
     pub fn incident_versions(&self, id: &str) -> Result<Vec<(i64, i64, String)>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached(
-                "SELECT version, created_ns, doc FROM incident_versions WHERE incident = ?1 ORDER BY version",
-            )
-            .map_err(sql("list incident versions"))?;
-        let rows = stmt
-            .query_map(params![id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-            .map_err(sql("list incident versions"))?;
-        rows.collect::<Result<_, _>>()
-            .map_err(sql("list incident versions"))
+        self.rows(
+            "list incident versions",
+            "SELECT version, created_ns, doc FROM incident_versions WHERE incident = ?1 ORDER BY version",
+            &args![id],
+            |r| Ok((r.int()?, r.int()?, r.text()?)),
+        )
     }
 
     /// Incidents whose last shot is at or after `since_ns`, with the pulses their
@@ -589,17 +642,14 @@ impl Db {
             limit: usize::MAX,
             ..IncidentFilter::default()
         })?;
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT sensor, pulse FROM incident_pulses WHERE incident = ?1 ORDER BY sensor, pulse")
-            .map_err(sql("list incident pulses"))?;
         let mut out = Vec::with_capacity(incidents.len());
         for i in incidents {
-            let pulses = stmt
-                .query_map(params![i.id], |r| Ok((r.get(0)?, r.get(1)?)))
-                .map_err(sql("list incident pulses"))?
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(sql("list incident pulses"))?;
+            let pulses = self.rows(
+                "list incident pulses",
+                "SELECT sensor, pulse FROM incident_pulses WHERE incident = ?1 ORDER BY sensor, pulse",
+                &args![&i.id],
+                |r| Ok((r.text()?, r.text()?)),
+            )?;
             out.push((i, pulses));
         }
         Ok(out)
@@ -607,64 +657,54 @@ impl Db {
 
     /// Alerts with a sequence number above `after`, oldest first.
     pub fn alerts_after(&self, after: i64, max: usize) -> Result<Vec<AlertRow>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached(
-                "SELECT seq, incident, version, kind, created_ns, doc FROM alerts
-                 WHERE seq > ?1 ORDER BY seq LIMIT ?2",
-            )
-            .map_err(sql("list alerts"))?;
-        let rows = stmt
-            .query_map(params![after, limit(max)], |r| {
+        self.rows(
+            "list alerts",
+            "SELECT seq, incident, version, kind, created_ns, doc FROM alerts
+             WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+            &args![after, limit(max)],
+            |r| {
                 Ok(AlertRow {
-                    seq: r.get(0)?,
-                    incident: r.get(1)?,
-                    version: r.get(2)?,
-                    kind: r.get(3)?,
-                    created_ns: r.get(4)?,
-                    doc: r.get(5)?,
+                    seq: r.int()?,
+                    incident: r.text()?,
+                    version: r.int()?,
+                    kind: r.text()?,
+                    created_ns: r.int()?,
+                    doc: r.text()?,
                 })
-            })
-            .map_err(sql("list alerts"))?;
-        rows.collect::<Result<_, _>>().map_err(sql("list alerts"))
+            },
+        )
     }
 
     /// Deliveries due at `now_ns`, oldest first.
     pub fn due_deliveries(&self, now_ns: i64, max: usize) -> Result<Vec<DeliveryRow>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached(
-                "SELECT o.id, o.alert_seq, o.target, o.attempts, o.next_ns, a.doc
-                 FROM outbox o JOIN alerts a ON a.seq = o.alert_seq
-                 WHERE o.delivered_ns IS NULL AND o.dead = 0 AND o.next_ns <= ?1
-                 ORDER BY o.next_ns, o.id LIMIT ?2",
-            )
-            .map_err(sql("list due deliveries"))?;
-        let rows = stmt
-            .query_map(params![now_ns, limit(max)], |r| {
+        self.rows(
+            "list due deliveries",
+            "SELECT o.id, o.alert_seq, o.target, o.attempts, o.next_ns, a.doc
+             FROM outbox o JOIN alerts a ON a.seq = o.alert_seq
+             WHERE o.delivered_ns IS NULL AND o.dead = 0 AND o.next_ns <= ?1
+             ORDER BY o.next_ns, o.id LIMIT ?2",
+            &args![now_ns, limit(max)],
+            |r| {
                 Ok(DeliveryRow {
-                    id: r.get(0)?,
-                    alert_seq: r.get(1)?,
-                    target: r.get(2)?,
-                    attempts: r.get(3)?,
-                    next_ns: r.get(4)?,
-                    doc: r.get(5)?,
+                    id: r.int()?,
+                    alert_seq: r.int()?,
+                    target: r.text()?,
+                    attempts: r.int()?,
+                    next_ns: r.int()?,
+                    doc: r.text()?,
                 })
-            })
-            .map_err(sql("list due deliveries"))?;
-        rows.collect::<Result<_, _>>()
-            .map_err(sql("list due deliveries"))
+            },
+        )
     }
 
     /// Records a successful delivery.
     pub fn delivered(&mut self, id: i64, now_ns: i64) -> Result<(), StoreError> {
-        self.conn
-            .execute(
-                "UPDATE outbox SET delivered_ns = ?2, attempts = attempts + 1, last_error = NULL WHERE id = ?1",
-                params![id, now_ns],
-            )
-            .map(drop)
-            .map_err(sql("mark delivered"))
+        self.execute(
+            "mark delivered",
+            "UPDATE outbox SET delivered_ns = ?2, attempts = attempts + 1, last_error = NULL WHERE id = ?1",
+            &args![id, now_ns],
+        )
+        .map(drop)
     }
 
     /// Records a failed attempt: retry at `next_ns`, or give up (`dead`).
@@ -675,68 +715,142 @@ impl Db {
         dead: bool,
         error: &str,
     ) -> Result<(), StoreError> {
-        self.conn
-            .execute(
-                "UPDATE outbox SET attempts = attempts + 1, next_ns = ?2, dead = ?3, last_error = ?4 WHERE id = ?1",
-                params![id, next_ns, dead, error],
-            )
-            .map(drop)
-            .map_err(sql("mark delivery failed"))
+        self.execute(
+            "mark delivery failed",
+            "UPDATE outbox SET attempts = attempts + 1, next_ns = ?2, dead = ?3, last_error = ?4 WHERE id = ?1",
+            &args![id, next_ns, i64::from(dead), error],
+        )
+        .map(drop)
     }
 
     pub fn outbox_counts(&self) -> Result<OutboxCounts, StoreError> {
+        let counts = self.row(
+            "count outbox",
+            "SELECT COUNT(*) FILTER (WHERE delivered_ns IS NULL AND dead = 0),
+                    COUNT(*) FILTER (WHERE delivered_ns IS NOT NULL),
+                    COUNT(*) FILTER (WHERE dead <> 0) FROM outbox",
+            &[],
+            |r| {
+                Ok(OutboxCounts {
+                    pending: r.int()?,
+                    delivered: r.int()?,
+                    dead: r.int()?,
+                })
+            },
+        )?;
+        Ok(counts.unwrap_or_default())
+    }
+
+    // ---- plumbing ------------------------------------------------------------------
+
+    fn fail(&self, operation: &'static str) -> impl FnOnce(DbError) -> StoreError + '_ {
+        move |error| StoreError::Sql {
+            database: self.database.clone(),
+            operation,
+            error,
+        }
+    }
+
+    /// Runs one statement; the number of rows it changed.
+    fn execute(
+        &self,
+        operation: &'static str,
+        sql: &str,
+        args: &[Arg<'_>],
+    ) -> Result<u64, StoreError> {
+        self.conn.execute(sql, args).map_err(self.fail(operation))
+    }
+
+    /// Runs one query and reads every row with `read`.
+    fn rows<T>(
+        &self,
+        operation: &'static str,
+        sql: &str,
+        args: &[Arg<'_>],
+        mut read: impl FnMut(&mut Row) -> Result<T, DbError>,
+    ) -> Result<Vec<T>, StoreError> {
         self.conn
-            .query_row(
-                "SELECT COALESCE(SUM(CASE WHEN delivered_ns IS NULL AND dead = 0 THEN 1 ELSE 0 END), 0),
-                        COALESCE(SUM(CASE WHEN delivered_ns IS NOT NULL THEN 1 ELSE 0 END), 0),
-                        COALESCE(SUM(dead), 0) FROM outbox",
-                [],
-                |r| {
-                    Ok(OutboxCounts {
-                        pending: r.get(0)?,
-                        delivered: r.get(1)?,
-                        dead: r.get(2)?,
-                    })
-                },
-            )
-            .map_err(sql("count outbox"))
+            .query(sql, args)
+            .and_then(|rows| rows.into_iter().map(|mut r| read(&mut r)).collect())
+            .map_err(self.fail(operation))
+    }
+
+    /// Runs one query and reads its first row, if any.
+    fn row<T>(
+        &self,
+        operation: &'static str,
+        sql: &str,
+        args: &[Arg<'_>],
+        read: impl FnMut(&mut Row) -> Result<T, DbError>,
+    ) -> Result<Option<T>, StoreError> {
+        Ok(self.rows(operation, sql, args, read)?.into_iter().next())
+    }
+
+    /// Runs `body` in one transaction: committed if it returns `Ok`, rolled
+    /// back if it returns `Err` or panics.
+    fn transaction<T>(
+        &self,
+        commit: &'static str,
+        body: impl FnOnce() -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        self.conn.begin().map_err(self.fail("begin"))?;
+        let mut rollback = Rollback(Some(&self.conn));
+        let out = body()?;
+        // A failed COMMIT leaves SQLite's transaction open (PostgreSQL ends
+        // it); `rollback` ends it either way.
+        self.conn.batch("COMMIT").map_err(self.fail(commit))?;
+        rollback.0 = None;
+        Ok(out)
+    }
+}
+
+/// Rolls back the open transaction when dropped armed.
+struct Rollback<'a>(Option<&'a Conn>);
+
+impl Drop for Rollback<'_> {
+    fn drop(&mut self) {
+        if let Some(conn) = self.0 {
+            // Nothing more to do if this fails: the connection is broken, and
+            // the database discards the unfinished transaction itself.
+            let _ = conn.batch("ROLLBACK");
+        }
     }
 }
 
 const INCIDENT_COLUMNS: &str = "id, version, first_ns, last_ns, lat, lon, class, confidence, rounds, shooters, automatic, updated_ns, doc";
 
-fn incident_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<IncidentRow> {
+fn incident_row(r: &mut Row) -> Result<IncidentRow, DbError> {
     Ok(IncidentRow {
-        id: r.get(0)?,
-        version: r.get(1)?,
-        first_ns: r.get(2)?,
-        last_ns: r.get(3)?,
-        lat: r.get(4)?,
-        lon: r.get(5)?,
-        class: r.get(6)?,
-        confidence: r.get(7)?,
-        rounds: r.get(8)?,
-        shooters: r.get(9)?,
-        automatic: r.get(10)?,
-        updated_ns: r.get(11)?,
-        doc: r.get(12)?,
+        id: r.text()?,
+        version: r.int()?,
+        first_ns: r.int()?,
+        last_ns: r.int()?,
+        lat: r.real()?,
+        lon: r.real()?,
+        class: r.text()?,
+        confidence: r.real()?,
+        rounds: r.int()?,
+        shooters: r.int()?,
+        automatic: r.bool()?,
+        updated_ns: r.int()?,
+        doc: r.text()?,
     })
 }
 
-fn pulse_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PulseRow> {
+fn pulse_row(r: &mut Row) -> Result<PulseRow, DbError> {
     Ok(PulseRow {
-        sensor: r.get(0)?,
-        id: r.get(1)?,
-        t_ns: r.get(2)?,
-        snr_db: r.get(3)?,
-        peak_db_spl: r.get(4)?,
-        report: r.get(5)?,
-        received_ns: r.get(6)?,
-        extra_json: r.get(7)?,
+        sensor: r.text()?,
+        id: r.text()?,
+        t_ns: r.int()?,
+        snr_db: r.opt_real()?,
+        peak_db_spl: r.opt_real()?,
+        report: r.text()?,
+        received_ns: r.int()?,
+        extra_json: r.opt_text()?,
     })
 }
 
-/// SQLite's LIMIT is a signed 64-bit integer; 0 means "no limit" here.
+/// LIMIT takes a signed 64-bit integer on both backends; 0 means "no limit" here.
 fn limit(n: usize) -> i64 {
     if n == 0 {
         i64::MAX

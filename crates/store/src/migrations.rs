@@ -3,9 +3,16 @@
 //! its own transaction. Migrations are only ever appended, never edited.
 //!
 //! Each migration is written once, in SQLite's dialect using only types both
-//! databases know; [`Migration::postgres`] rewrites the two spellings that differ
-//! (auto-increment keys, BLOB vs BYTEA), so the tables, keys and constraints are
-//! the same on SQLite and PostgreSQL.
+//! databases know; [`Migration::postgres`] rewrites the spellings that differ,
+//! so the tables, keys and constraints are the same on SQLite and PostgreSQL:
+//!
+//! - `INTEGER PRIMARY KEY AUTOINCREMENT` → an identity column (never reused);
+//! - `INTEGER` → `BIGINT`: SQLite's integers are 64-bit, PostgreSQL's `INTEGER`
+//!   is 32-bit, and the store reads and writes every integer as `i64`;
+//! - `BLOB` → `BYTEA`;
+//! - `TEXT` → `TEXT COLLATE "C"`: SQLite compares text byte by byte, PostgreSQL
+//!   by the database's locale; "C" makes every `ORDER BY` on text (sensor and
+//!   pulse ids) come out the same on both, whatever locale the server has.
 
 /// One schema migration.
 #[derive(Debug, Clone, Copy)]
@@ -18,13 +25,52 @@ pub struct Migration {
 impl Migration {
     /// The same migration in PostgreSQL's dialect.
     pub fn postgres(&self) -> String {
-        self.sqlite
-            .replace(
-                "INTEGER PRIMARY KEY AUTOINCREMENT",
-                "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
-            )
-            .replace(" BLOB ", " BYTEA ")
+        postgres_dialect(self.sqlite)
     }
+}
+
+/// The table of applied migrations, created before any migration runs.
+pub(crate) const SCHEMA_MIGRATIONS: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
+    version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_ns INTEGER NOT NULL)";
+
+/// Rewrites SQLite-dialect DDL for PostgreSQL (see the module comment).
+pub(crate) fn postgres_dialect(sqlite: &str) -> String {
+    let sql = sqlite.replace(
+        "INTEGER PRIMARY KEY AUTOINCREMENT",
+        "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
+    );
+    replace_words(
+        &sql,
+        &[
+            ("INTEGER", "BIGINT"),
+            ("BLOB", "BYTEA"),
+            ("TEXT", "TEXT COLLATE \"C\""),
+        ],
+    )
+}
+
+/// Replaces whole upper-case words (type names), leaving quoted strings and
+/// identifiers (`'alert'`, `"C"`) alone.
+fn replace_words(sql: &str, words: &[(&str, &str)]) -> String {
+    let mut out = String::with_capacity(sql.len() + 256);
+    let mut rest = sql;
+    while let Some(c) = rest.chars().next() {
+        let len = if c == '\'' || c == '"' {
+            rest[1..].find(c).map_or(rest.len(), |end| end + 2)
+        } else if c.is_ascii_alphanumeric() || c == '_' {
+            rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(rest.len())
+        } else {
+            c.len_utf8()
+        };
+        let token = &rest[..len];
+        match words.iter().find(|(from, _)| *from == token) {
+            Some((_, to)) => out.push_str(to),
+            None => out.push_str(token),
+        }
+        rest = &rest[len..];
+    }
+    out
 }
 
 /// Every migration, in order.
