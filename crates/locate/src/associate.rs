@@ -83,10 +83,76 @@ struct Search<'a> {
     used: Vec<bool>,
     /// Per sensor: other reporting sensors within 2 × max range, nearest first, with distances.
     neighbours: Vec<Vec<(usize, f64)>>,
+    /// Anchors are the latest arrival of their hypothesis (streaming), not the first.
+    backward: bool,
 }
 
 /// Finds every shot in the set, in time order.
 pub fn find_shots(set: &PulseSet, medium: &Medium, config: &LocateConfig) -> Vec<Shot> {
+    search_shots(set, medium, config, None)
+}
+
+/// Streaming association: the shots that the pulses marked in `completing` (one
+/// flag per pulse of `set`, in [`PulseSet::pulses`] order) can have completed,
+/// in time order.
+///
+/// A server receives a shot's arrivals one by one; the shot becomes locatable
+/// when the last pulse it needs arrives, and that pulse is the *latest* of the
+/// ones heard so far, not the first. So here the hypotheses are anchored on the
+/// new pulses and seeded from *earlier* pulses at the nearest sensors (within one
+/// sensor-to-sensor travel time before the anchor); support, refinement and the
+/// significance test are those of [`find_shots`], over every pulse in the set.
+/// Each pulse is an anchor once, when it arrives, so the work per second is that
+/// of one [`find_shots`] pass over the pulses of that second, whatever the
+/// window; the earlier pulses of a shot found before are not consumed, so the
+/// same shot is found again, with more arrivals, as they come in.
+pub fn find_shots_completed_by(
+    set: &PulseSet,
+    medium: &Medium,
+    config: &LocateConfig,
+    completing: &[bool],
+) -> Vec<Shot> {
+    search_shots(set, medium, config, Some(completing))
+}
+
+/// A shot found earlier, gathered and solved again over every pulse in `set`
+/// (for a streaming server: once all of its arrivals are in, late ones too).
+/// `None` if fewer than the minimum number of sensors still agree with it.
+pub fn refine_shot(
+    set: &PulseSet,
+    medium: &Medium,
+    config: &LocateConfig,
+    shot: &Shot,
+) -> Option<Shot> {
+    let search = Search {
+        set,
+        medium,
+        config,
+        used: vec![false; set.pulses().len()],
+        neighbours: Vec::new(),
+        backward: false,
+    };
+    let candidate = Candidate {
+        position: shot.position,
+        t0_s: shot.t_emit.seconds_since(set.epoch()),
+    };
+    let support = search.gather(candidate, config.consistency_tolerance_s);
+    let hypothesis = Hypothesis {
+        candidate,
+        trials: 1,
+        support,
+        sum_sq_s2: 0.0,
+    };
+    let (solution, pulses) = search.refine(&hypothesis)?;
+    Some(search.to_shot(&solution, &pulses))
+}
+
+fn search_shots(
+    set: &PulseSet,
+    medium: &Medium,
+    config: &LocateConfig,
+    completing: Option<&[bool]>,
+) -> Vec<Shot> {
     let n = set.pulses().len();
     let mut search = Search {
         set,
@@ -94,10 +160,15 @@ pub fn find_shots(set: &PulseSet, medium: &Medium, config: &LocateConfig) -> Vec
         config,
         used: vec![false; n],
         neighbours: neighbours(set, config),
+        backward: completing.is_some(),
     };
     let mut cache: Vec<Option<Hypothesis>> = vec![None; n];
     let mut dirty = vec![true; n];
-    let mut exhausted = vec![false; n];
+    // Only the completing pulses are anchors in streaming mode.
+    let mut exhausted: Vec<bool> = match completing {
+        Some(flags) => (0..n).map(|i| !flags.get(i).copied().unwrap_or(false)).collect(),
+        None => vec![false; n],
+    };
     let mut trials = vec![0usize; n];
     let mut shots: Vec<(Solution, Vec<usize>)> = Vec::new();
     loop {
@@ -244,14 +315,20 @@ impl Search<'_> {
         let c = self.medium.speed_of_sound_m_s;
         let (sa, ta) = (self.sensor(anchor), self.t(anchor));
         // Gate-consistent pulses at the nearest sensors, taking the anchor as the
-        // shot's first arrival (so later pulses only, up to the travel time between).
+        // shot's first arrival (so later pulses only, up to the travel time
+        // between), or in streaming mode as its latest (earlier pulses only).
         let mut candidates: Vec<usize> = Vec::new();
         let mut sensors_used = 0;
         let mut here: Vec<usize> = Vec::new();
         for &(s, d) in &self.neighbours[sa] {
             let before = candidates.len();
             here.clear();
-            here.extend(self.unused_in(s, ta - tol, ta + d / c + tol));
+            let (lo, hi) = if self.backward {
+                (ta - d / c - tol, ta + tol)
+            } else {
+                (ta - tol, ta + d / c + tol)
+            };
+            here.extend(self.unused_in(s, lo, hi));
             let snr = |p: usize| self.set.pulses()[p].snr_db;
             if here.len() > HYPOTHESIS_PULSES_PER_SENSOR && here.iter().all(|&p| snr(p).is_some()) {
                 // Strongest first (a stable sort keeps equal SNRs in time order),

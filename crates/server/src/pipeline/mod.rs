@@ -5,15 +5,21 @@
 //! shots as `shotfix locate` on the same pulses, and a restart can rebuild them.
 //!
 //! Streaming association. Accepted pulses join a pool. Whenever new pulses have
-//! arrived, the locate engine's association runs on the pool's recent window
-//! (one horizon: twice the longest sensor-to-shot travel time, so every pulse a
-//! shot in the window could have produced is in it). A shot found is
-//! *provisional*: it is published at once (the alert does not wait) and is found
-//! again, possibly with more sensors, by the next run; it is matched to its
-//! earlier self by shared pulses, so it keeps its key. Once event time has passed
-//! its emission by the longest travel time plus the allowed lateness, no sensor
-//! can still add to it: it is *final*, its pulses leave the pool, and it never
-//! changes again.
+//! arrived, the locate engine's streaming association
+//! ([`locate::associate::find_shots_completed_by`]) runs on the pool's recent
+//! window (one horizon: twice the longest sensor-to-shot travel time, so every
+//! pulse a shot in the window could have produced is in it), with only the new
+//! pulses as anchors: the shots they complete, seeded from earlier pulses and
+//! supported by every pulse in the window. Each pulse is an anchor once, so the
+//! cost per second of load is one association pass over that second's pulses,
+//! not over the whole window. A shot found is *provisional*: it is published at
+//! once (the alert does not wait), and every later pulse that belongs to it finds
+//! it again with more arrivals; it is matched to its earlier self by shared
+//! pulses, so it keeps its key. Once event time has passed its emission by the
+//! longest travel time plus the allowed lateness, no sensor can still add to it:
+//! it is refined once more over every pulse that arrived (so late and
+//! out-of-order arrivals count), made *final*, its pulses leave the pool, and it
+//! never changes again.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -54,24 +60,29 @@ pub struct Associator {
     /// Newest pulse time seen (event time).
     newest: Option<UtcNanos>,
     live: Vec<LiveShot>,
-    dirty: bool,
+    /// Pulses pushed since the last run: the next run's anchors.
+    fresh: BTreeSet<PulseId>,
+    /// Sensor ids, for the push filter.
+    known: BTreeSet<model::SensorId>,
 }
 
 impl Associator {
     pub fn new(sensors: Vec<Sensor>, medium: Medium, config: LocateConfig) -> Associator {
         Associator {
+            known: sensors.iter().map(|s| s.id.clone()).collect(),
             sensors,
             medium,
             config,
             pool: BTreeMap::new(),
             newest: None,
             live: Vec::new(),
-            dirty: false,
+            fresh: BTreeSet::new(),
         }
     }
 
     /// Adds or moves a sensor (positions in the local frame).
     pub fn set_sensor(&mut self, sensor: Sensor) {
+        self.known.insert(sensor.id.clone());
         match self.sensors.iter_mut().find(|s| s.id == sensor.id) {
             Some(s) => *s = sensor,
             None => self.sensors.push(sensor),
@@ -104,7 +115,7 @@ impl Associator {
     /// but cannot join a shot any more.
     pub fn push(&mut self, pulses: impl IntoIterator<Item = Pulse>) {
         for p in pulses {
-            if !self.sensors.iter().any(|s| s.id == p.sensor) {
+            if !self.known.contains(&p.sensor) {
                 continue;
             }
             if let Some(newest) = self.newest {
@@ -113,8 +124,8 @@ impl Associator {
                 }
             }
             self.newest = Some(self.newest.map_or(p.t, |n| n.max(p.t)));
+            self.fresh.insert(p.id.clone());
             self.pool.insert((p.t, p.id.clone()), p);
-            self.dirty = true;
         }
     }
 
@@ -134,19 +145,19 @@ impl Associator {
             return Vec::new();
         };
         let mut changes = Vec::new();
-        if self.dirty {
-            self.dirty = false;
-            let from = newest.offset_by_seconds(-self.horizon_s());
-            let pulses: Vec<Pulse> = self
-                .pool
-                .range((from, PulseId(String::new()))..)
-                .map(|(_, p)| p.clone())
-                .collect();
-            let found = match PulseSet::new(self.sensors.clone(), pulses) {
-                Ok(set) => locate::associate::find_shots(&set, &self.medium, &self.config),
-                Err(_) => Vec::new(), // fewer than three sensors: nothing to locate yet
-            };
-            changes = self.reconcile(found);
+        if !self.fresh.is_empty() {
+            let fresh = std::mem::take(&mut self.fresh);
+            if let Some(set) = self.window(newest) {
+                let completing: Vec<bool> =
+                    set.pulses().iter().map(|p| fresh.contains(&p.id)).collect();
+                let found = locate::associate::find_shots_completed_by(
+                    &set,
+                    &self.medium,
+                    &self.config,
+                    &completing,
+                );
+                changes = self.reconcile(found);
+            }
         }
         // Finalise what no sensor can add to any more, and forget old pulses.
         let final_before = newest.offset_by_seconds(-(self.reach_s() + LATENESS_S));
@@ -154,7 +165,16 @@ impl Associator {
             .into_iter()
             .partition(|s| s.shot.t_emit < final_before);
         self.live = live;
-        let consumed: BTreeSet<&PulseId> = done.iter().flat_map(|s| &s.pulses).collect();
+        let mut consumed: BTreeSet<PulseId> =
+            done.iter().flat_map(|s| s.pulses.iter().cloned()).collect();
+        if !done.is_empty() {
+            for change in self.finalise(&done, newest) {
+                if let ShotChange::Upsert(shot) = &change {
+                    consumed.extend(shot.pulses.iter().cloned());
+                }
+                changes.push(change);
+            }
+        }
         let keep_from = newest.offset_by_seconds(-self.horizon_s());
         let in_live: BTreeSet<PulseId> = self
             .live
@@ -164,6 +184,49 @@ impl Associator {
         self.pool.retain(|(t, id), _| {
             !consumed.contains(id) && (*t >= keep_from || in_live.contains(id))
         });
+        changes
+    }
+
+    /// The pool's pulses within one horizon of `newest`, as a locate input;
+    /// `None` while fewer than three sensors have reported.
+    fn window(&self, newest: UtcNanos) -> Option<PulseSet> {
+        let from = newest.offset_by_seconds(-self.horizon_s());
+        let pulses: Vec<Pulse> = self
+            .pool
+            .range((from, PulseId(String::new()))..)
+            .map(|(_, p)| p.clone())
+            .collect();
+        PulseSet::new(self.sensors.clone(), pulses).ok()
+    }
+
+    /// The last word on shots no sensor can add to: each is gathered and solved
+    /// once more over every pulse in the window, so arrivals that came late or
+    /// were never an anchor's neighbour count, as they would in `shotfix locate`.
+    /// A shot that changed is published; one that no longer holds up is lost.
+    fn finalise(&mut self, done: &[LiveShot], newest: UtcNanos) -> Vec<ShotChange> {
+        let Some(set) = self.window(newest) else {
+            return Vec::new();
+        };
+        let mut changes = Vec::new();
+        for old in done {
+            match locate::associate::refine_shot(&set, &self.medium, &self.config, &old.shot) {
+                Some(shot) => {
+                    let pulses: BTreeSet<PulseId> =
+                        shot.arrivals.iter().map(|a| a.pulse.clone()).collect();
+                    if pulses != old.pulses
+                        || shot.position.distance(old.shot.position) > 0.01
+                        || shot.t_emit != old.shot.t_emit
+                    {
+                        changes.push(ShotChange::Upsert(LiveShot {
+                            key: old.key.clone(),
+                            shot,
+                            pulses,
+                        }));
+                    }
+                }
+                None => changes.push(ShotChange::Lost(old.key.clone())),
+            }
+        }
         changes
     }
 
@@ -210,7 +273,9 @@ impl Associator {
             };
             self.live.push(live);
         }
-        changes.extend(old.into_iter().map(|o| ShotChange::Lost(o.key)));
+        // A provisional shot this run did not find again stays as it was: only
+        // the new pulses were anchors, and none of them belonged to it.
+        self.live.extend(old);
         changes
     }
 }
