@@ -28,18 +28,11 @@ use crate::{formats, App};
 pub enum ApiError {
     #[error("{0}")]
     BadRequest(String),
-    #[error("{0}")]
-    Unprocessable(String),
-    #[error("{0}")]
-    Unauthorized(String),
-    #[error("report body larger than {0} bytes")]
-    PayloadTooLarge(usize),
-    #[error("sensor {0} is sending faster than its rate limit")]
-    RateLimited(String),
+    /// A refused sensor report (any ingest rule); the status is the reason's.
+    #[error("{}", public_message(.0))]
+    Refused(crate::ingest::Rejection),
     #[error("{0} not found")]
     NotFound(String),
-    #[error("storage unavailable")]
-    Unavailable(String),
     #[error("internal error")]
     Internal(String),
 }
@@ -48,12 +41,14 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = match &self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Refused(r) => {
+                if r.reason == crate::ingest::Reason::Unavailable {
+                    eprintln!("shotfix serve: {}", r.message);
+                }
+                r.reason.status()
+            }
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::Unavailable(detail) | ApiError::Internal(detail) => {
+            ApiError::Internal(detail) => {
                 eprintln!("shotfix serve: {detail}");
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -65,6 +60,14 @@ impl IntoResponse for ApiError {
                 .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
         }
         response
+    }
+}
+
+/// A refusal's message for the sender; a store failure's detail stays in the log.
+fn public_message(r: &crate::ingest::Rejection) -> String {
+    match r.reason {
+        crate::ingest::Reason::Unavailable => "storage unavailable".into(),
+        _ => r.message.clone(),
     }
 }
 
@@ -103,7 +106,7 @@ async fn health(State(app): State<Arc<App>>) -> Result<Json<Value>, ApiError> {
         .counters
         .snapshot()
         .into_iter()
-        .map(|(k, v)| (k.to_string(), json!(v)))
+        .map(|(k, v)| (k, json!(v)))
         .collect();
     Ok(Json(json!({
         "status": "ok",

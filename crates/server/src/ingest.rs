@@ -1,10 +1,15 @@
-//! The HTTP ingest source: `POST /v1/reports`.
+//! Sensor report ingest, one path for every transport. The HTTP source
+//! (`POST /v1/reports`, [`post_report`]) and the MQTT source ([`crate::mqtt`])
+//! each take apart their own framing and hand [`submit`] the same four things:
+//! sensor id, signed timestamp, signature and body bytes. [`submit`] answers
+//! with an [`Outcome`]; HTTP turns it into a status, MQTT counts and logs it.
 //!
-//! Checks, in order, each refusal counted by reason:
-//! 1. size (413 `oversized`): the body is read only up to the limit;
+//! Checks, in order, each refusal counted by reason (per transport):
+//! 1. size (413 `oversized`): HTTP reads the body only up to the limit;
 //! 2. who (401 `unauthenticated`): a registered sensor, a timestamp, a signature;
 //! 3. signature (401 `forged`): HMAC-SHA256 of `"{timestamp_ms}.{body}"` with the
-//!    sensor's key, compared in constant time;
+//!    sensor's key, compared in constant time (over MQTT also: the topic names
+//!    the envelope's sensor);
 //! 4. freshness (401 `replayed`): the signed timestamp within the allowed clock
 //!    skew, so a captured report cannot be replayed later (a copy within the
 //!    window has the same report id and changes nothing);
@@ -15,7 +20,8 @@
 //!    and numbers, clips that decode.
 //!
 //! Then the report is committed (group commit) and only then acknowledged: 202
-//! with the counts, or 200 `duplicate` for a report id already accepted.
+//! with the counts, or 200 `duplicate` for a report id already accepted (over
+//! MQTT: the PUBACK, see [`crate::mqtt`]).
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -37,112 +43,291 @@ use crate::{pipeline_pulse_id, App};
 /// Longest id (report, pulse) accepted, characters.
 const MAX_ID_LEN: usize = 128;
 
+/// The transport a report came over (for the counters).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    Http,
+    Mqtt,
+}
+
+/// A signed report as it arrived: what every transport carries.
+#[derive(Debug, Clone, Copy)]
+pub struct Signed<'a> {
+    pub sensor: &'a str,
+    /// Sending time, Unix milliseconds, as signed.
+    pub timestamp_ms: i64,
+    /// Hex HMAC-SHA256 of `"{timestamp_ms}.{body}"`.
+    pub signature: &'a str,
+    /// The report's JSON text, exactly as signed.
+    pub body: &'a [u8],
+}
+
+/// Why a report was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    Oversized,
+    Unauthenticated,
+    Forged,
+    Replayed,
+    RateLimited,
+    /// Not version 1 JSON (400).
+    Malformed,
+    /// Well-formed but not acceptable: wrong sensor, bad times or numbers (422).
+    Invalid,
+    /// The store failed; nothing was accepted and the sender should retry.
+    Unavailable,
+}
+
+impl Reason {
+    /// The status HTTP answers with.
+    pub fn status(self) -> StatusCode {
+        match self {
+            Reason::Oversized => StatusCode::PAYLOAD_TOO_LARGE,
+            Reason::Unauthenticated | Reason::Forged | Reason::Replayed => StatusCode::UNAUTHORIZED,
+            Reason::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            Reason::Malformed => StatusCode::BAD_REQUEST,
+            Reason::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
+            Reason::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// The reason's name in counters and logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Reason::Oversized => "oversized",
+            Reason::Unauthenticated => "unauthenticated",
+            Reason::Forged => "forged",
+            Reason::Replayed => "replayed",
+            Reason::RateLimited => "rate_limited",
+            Reason::Malformed | Reason::Invalid => "malformed",
+            Reason::Unavailable => "store_error",
+        }
+    }
+}
+
+/// A refused report: the reason and a one-line message naming the rule.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct Rejection {
+    pub reason: Reason,
+    pub message: String,
+}
+
+impl Rejection {
+    pub fn new(reason: Reason, message: impl Into<String>) -> Rejection {
+        Rejection {
+            reason,
+            message: message.into(),
+        }
+    }
+}
+
+/// What became of one report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Committed; its pulses went on to the pipeline.
+    Accepted {
+        /// The sensor's report id.
+        id: String,
+        pulses: usize,
+        duplicate_pulses: usize,
+    },
+    /// A report id already accepted: nothing changed.
+    Duplicate {
+        id: String,
+    },
+    Rejected(Rejection),
+}
+
+impl Outcome {
+    /// The status HTTP answers with.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Outcome::Accepted { .. } => StatusCode::ACCEPTED,
+            Outcome::Duplicate { .. } => StatusCode::OK,
+            Outcome::Rejected(r) => r.reason.status(),
+        }
+    }
+}
+
+/// Checks one signed report, commits it and passes its pulses on; counts the
+/// outcome under `transport`. Resolves only after the commit.
+pub async fn submit(app: &App, transport: Transport, report: Signed<'_>) -> Outcome {
+    let outcome = match check_and_store(app, report).await {
+        Ok(outcome) => outcome,
+        Err(rejection) => Outcome::Rejected(rejection),
+    };
+    record(app, transport, &outcome);
+    outcome
+}
+
+/// Refuses a message before it could be submitted (the transport's own framing:
+/// missing headers, an envelope that does not parse); counted like any refusal.
+pub fn refuse(app: &App, transport: Transport, rejection: Rejection) -> Rejection {
+    count_refusal(app.counters.ingest(transport), rejection.reason);
+    rejection
+}
+
+fn record(app: &App, transport: Transport, outcome: &Outcome) {
+    let c = app.counters.ingest(transport);
+    match outcome {
+        Outcome::Accepted { pulses, .. } => {
+            c.reports_accepted.fetch_add(1, Ordering::Relaxed);
+            c.pulses_accepted
+                .fetch_add(*pulses as u64, Ordering::Relaxed);
+        }
+        Outcome::Duplicate { .. } => {
+            c.reports_duplicate.fetch_add(1, Ordering::Relaxed);
+        }
+        Outcome::Rejected(r) => count_refusal(c, r.reason),
+    }
+}
+
+fn count_refusal(c: &crate::IngestCounters, reason: Reason) {
+    let counter = match reason {
+        Reason::Oversized => &c.rejected_oversized,
+        Reason::Unauthenticated => &c.rejected_unauthenticated,
+        Reason::Forged => &c.rejected_forged,
+        Reason::Replayed => &c.rejected_replayed,
+        Reason::RateLimited => &c.rejected_rate_limited,
+        Reason::Malformed | Reason::Invalid => &c.rejected_malformed,
+        Reason::Unavailable => &c.store_errors,
+    };
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+async fn check_and_store(app: &App, signed: Signed<'_>) -> Result<Outcome, Rejection> {
+    let limits = &app.config.limits;
+    if signed.body.len() > limits.max_body_bytes {
+        return Err(Rejection::new(
+            Reason::Oversized,
+            format!("report body larger than {} bytes", limits.max_body_bytes),
+        ));
+    }
+    let sensor_id = signed.sensor;
+    let Some(sensor) = app.sensors.get(sensor_id) else {
+        return Err(Rejection::new(
+            Reason::Unauthenticated,
+            format!("sensor {sensor_id:?} is not registered"),
+        ));
+    };
+    if !wire::verify(
+        &sensor.key,
+        signed.timestamp_ms,
+        signed.body,
+        signed.signature,
+    ) {
+        return Err(Rejection::new(
+            Reason::Forged,
+            format!("signature does not match (sensor {sensor_id:?})"),
+        ));
+    }
+    let skew_s = (now_ms() as f64 - signed.timestamp_ms as f64) / 1e3;
+    if skew_s.abs() > limits.max_clock_skew_s {
+        return Err(Rejection::new(
+            Reason::Replayed,
+            format!(
+                "report signed {skew_s:.0} s from the server's clock (at most {} s allowed): replayed or clock wrong",
+                limits.max_clock_skew_s
+            ),
+        ));
+    }
+    if !take_token(app, sensor) {
+        return Err(Rejection::new(
+            Reason::RateLimited,
+            format!("sensor {sensor_id} is sending faster than its rate limit"),
+        ));
+    }
+    let report: ReportV1 = serde_json::from_slice(signed.body).map_err(|e| {
+        Rejection::new(
+            Reason::Malformed,
+            format!("report is not valid v1 JSON: {e}"),
+        )
+    })?;
+    let now = now_ms() * 1_000_000;
+    let (row, pulses) = validate(&report, sensor_id, limits.max_pulses_per_report, now)
+        .map_err(|e| Rejection::new(Reason::Invalid, e))?;
+    let stored = app
+        .writer
+        .report(row)
+        .await
+        .map_err(|e| Rejection::new(Reason::Unavailable, e))?;
+    Ok(match stored {
+        ReportOutcome::Duplicate => Outcome::Duplicate { id: report.id },
+        ReportOutcome::Accepted {
+            pulses: stored,
+            duplicate_pulses,
+        } => {
+            if let Ok(tx) = app.pipeline.lock() {
+                let _ = tx.send(pulses);
+            }
+            Outcome::Accepted {
+                id: report.id,
+                pulses: stored,
+                duplicate_pulses,
+            }
+        }
+    })
+}
+
+/// `POST /v1/reports`: the HTTP source.
 pub async fn post_report(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let c = &app.counters;
-    let count = |counter: &std::sync::atomic::AtomicU64| {
-        counter.fetch_add(1, Ordering::Relaxed);
+    let limit = app.config.limits.max_body_bytes;
+    let refused = |reason, message: String| {
+        ApiError::Refused(refuse(
+            &app,
+            Transport::Http,
+            Rejection::new(reason, message),
+        ))
     };
-    let body: Bytes = match axum::body::to_bytes(body, app.config.limits.max_body_bytes).await {
-        Ok(b) => b,
-        Err(_) => {
-            count(&c.rejected_oversized);
-            return Err(ApiError::PayloadTooLarge(app.config.limits.max_body_bytes));
-        }
-    };
+    let body: Bytes = axum::body::to_bytes(body, limit).await.map_err(|_| {
+        refused(
+            Reason::Oversized,
+            format!("report body larger than {limit} bytes"),
+        )
+    })?;
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let (Some(sensor_id), Some(timestamp), Some(signature)) = (
+    let (Some(sensor), Some(timestamp), Some(signature)) = (
         header(wire::SENSOR_HEADER),
         header(wire::TIMESTAMP_HEADER),
         header(wire::SIGNATURE_HEADER),
     ) else {
-        count(&c.rejected_unauthenticated);
-        return Err(ApiError::Unauthorized(
+        return Err(refused(
+            Reason::Unauthenticated,
             "missing X-Shotfix-Sensor, X-Shotfix-Timestamp or X-Shotfix-Signature".into(),
         ));
     };
-    let Some(sensor) = app.sensors.get(sensor_id) else {
-        count(&c.rejected_unauthenticated);
-        return Err(ApiError::Unauthorized(format!(
-            "sensor {sensor_id:?} is not registered"
-        )));
-    };
     let Ok(timestamp_ms) = timestamp.parse::<i64>() else {
-        count(&c.rejected_unauthenticated);
-        return Err(ApiError::Unauthorized(
+        return Err(refused(
+            Reason::Unauthenticated,
             "X-Shotfix-Timestamp must be Unix milliseconds".into(),
         ));
     };
-    if !wire::verify(&sensor.key, timestamp_ms, &body, signature) {
-        count(&c.rejected_forged);
-        return Err(ApiError::Unauthorized("signature does not match".into()));
-    }
-    let skew_s = (now_ms() - timestamp_ms) as f64 / 1e3;
-    if skew_s.abs() > app.config.limits.max_clock_skew_s {
-        count(&c.rejected_replayed);
-        return Err(ApiError::Unauthorized(format!(
-            "report signed {skew_s:.0} s from the server's clock (at most {} s allowed): replayed or clock wrong",
-            app.config.limits.max_clock_skew_s
-        )));
-    }
-    if !take_token(&app, sensor) {
-        count(&c.rejected_rate_limited);
-        return Err(ApiError::RateLimited(sensor_id.to_string()));
-    }
-    let report: ReportV1 = match serde_json::from_slice(&body) {
-        Ok(r) => r,
-        Err(e) => {
-            count(&c.rejected_malformed);
-            return Err(ApiError::BadRequest(format!(
-                "report is not valid v1 JSON: {e}"
-            )));
-        }
+    let signed = Signed {
+        sensor,
+        timestamp_ms,
+        signature,
+        body: &body,
     };
-    let now = now_ms() * 1_000_000;
-    let (row, pulses) = match validate(
-        &report,
-        sensor_id,
-        app.config.limits.max_pulses_per_report,
-        now,
-    ) {
-        Ok(v) => v,
-        Err(e) => {
-            count(&c.rejected_malformed);
-            return Err(ApiError::Unprocessable(e));
-        }
-    };
-    let outcome = app.writer.report(row).await.map_err(|e| {
-        count(&c.store_errors);
-        ApiError::Unavailable(e)
-    })?;
+    let outcome = submit(&app, Transport::Http, signed).await;
+    let status = outcome.status();
     match outcome {
-        ReportOutcome::Duplicate => {
-            count(&c.reports_duplicate);
-            Ok((
-                StatusCode::OK,
-                Json(json!({"id": report.id, "duplicate": true})),
-            ))
-        }
-        ReportOutcome::Accepted {
-            pulses: stored,
+        Outcome::Accepted {
+            id,
+            pulses,
             duplicate_pulses,
-        } => {
-            count(&c.reports_accepted);
-            c.pulses_accepted
-                .fetch_add(stored as u64, Ordering::Relaxed);
-            if let Ok(tx) = app.pipeline.lock() {
-                let _ = tx.send(pulses);
-            }
-            Ok((
-                StatusCode::ACCEPTED,
-                Json(
-                    json!({"id": report.id, "duplicate": false, "accepted_pulses": stored, "duplicate_pulses": duplicate_pulses}),
-                ),
-            ))
-        }
+        } => Ok((
+            status,
+            Json(
+                json!({"id": id, "duplicate": false, "accepted_pulses": pulses, "duplicate_pulses": duplicate_pulses}),
+            ),
+        )),
+        Outcome::Duplicate { id } => Ok((status, Json(json!({"id": id, "duplicate": true})))),
+        Outcome::Rejected(r) => Err(ApiError::Refused(r)),
     }
 }
 

@@ -4,8 +4,9 @@
 //! The server is a pipeline, sources → transforms → sinks (after Vector):
 //!
 //! ```text
-//! sources      HTTP POST /v1/reports (signed, rate-limited, deduplicated)
-//!                 │  commit to the store first (group commit), then 202
+//! sources      HTTP POST /v1/reports, MQTT shotfix/v1/reports/+
+//!                 │  one ingest::submit: signed, rate-limited, deduplicated
+//!                 │  commit to the store first (group commit), then 202 / PUBACK
 //! transforms   Associator (sliding event-time window; locate's association and solver)
 //!                 │  shot changes
 //!              IncidentBuilder (group, version, decide alert / update / cancel)
@@ -16,10 +17,12 @@
 //!                 └─ REST API, CAP 1.2 and GeoJSON views
 //! ```
 //!
-//! One event through the graph: a sensor POSTs a report; [`ingest`] checks the
+//! One event through the graph: a sensor POSTs a report (or publishes it to the
+//! broker, and [`mqtt`] takes the envelope apart); [`ingest`] checks the
 //! signature, freshness and rate, and hands the report to the [`writer`] thread,
 //! which commits it with whatever else queued up; only then is the sensor told
-//! 202 and are the pulses passed to the pipeline thread. The [`pipeline`] runs
+//! 202 (or the broker sent its PUBACK) and are the pulses passed to the pipeline
+//! thread. The [`pipeline`] runs
 //! association on its window, the builder turns changed shots into a new incident
 //! version, the writer stores it with its alert and one outbox row per webhook in
 //! one transaction, and the alert is broadcast to SSE and WebSocket clients while
@@ -36,6 +39,7 @@ pub mod config;
 pub mod doc;
 pub mod formats;
 pub mod ingest;
+pub mod mqtt;
 pub mod pipeline;
 pub mod replay;
 pub mod webhook;
@@ -60,9 +64,9 @@ use crate::doc::{AlertDoc, IncidentDoc};
 use crate::pipeline::{Associator, IncidentBuilder};
 use crate::writer::Writer;
 
-/// Counters of what ingest did, for `/v1/health` and `/metrics`.
+/// What ingest did over one transport, for `/v1/health` and `/metrics`.
 #[derive(Debug, Default)]
-pub struct Counters {
+pub struct IngestCounters {
     pub reports_accepted: AtomicU64,
     pub pulses_accepted: AtomicU64,
     pub reports_duplicate: AtomicU64,
@@ -73,15 +77,12 @@ pub struct Counters {
     pub rejected_malformed: AtomicU64,
     pub rejected_rate_limited: AtomicU64,
     pub store_errors: AtomicU64,
-    pub alerts_published: AtomicU64,
-    pub webhooks_delivered: AtomicU64,
-    pub webhook_failures: AtomicU64,
 }
 
-impl Counters {
-    pub fn snapshot(&self) -> Vec<(&'static str, u64)> {
+impl IngestCounters {
+    fn values(&self) -> [(&'static str, u64); 10] {
         let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        vec![
+        [
             ("reports_accepted", g(&self.reports_accepted)),
             ("pulses_accepted", g(&self.pulses_accepted)),
             ("reports_duplicate", g(&self.reports_duplicate)),
@@ -95,10 +96,67 @@ impl Counters {
             ("rejected_malformed", g(&self.rejected_malformed)),
             ("rejected_rate_limited", g(&self.rejected_rate_limited)),
             ("store_errors", g(&self.store_errors)),
+        ]
+    }
+}
+
+/// Counters for `/v1/health` and `/metrics`. The ingest names without a prefix
+/// count every transport together; `mqtt_…` is the MQTT share.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub http: IngestCounters,
+    pub mqtt: IngestCounters,
+    /// Subscriptions the broker confirmed (one per (re)connection).
+    pub mqtt_subscriptions: AtomicU64,
+    /// Lost or refused broker connections (each followed by a retry).
+    pub mqtt_connection_errors: AtomicU64,
+    /// Storage failures outside ingest (incident versions).
+    pub store_errors: AtomicU64,
+    pub alerts_published: AtomicU64,
+    pub webhooks_delivered: AtomicU64,
+    pub webhook_failures: AtomicU64,
+}
+
+impl Counters {
+    /// The counters of one transport.
+    pub fn ingest(&self, transport: ingest::Transport) -> &IngestCounters {
+        match transport {
+            ingest::Transport::Http => &self.http,
+            ingest::Transport::Mqtt => &self.mqtt,
+        }
+    }
+
+    pub fn snapshot(&self) -> Vec<(String, u64)> {
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let mqtt = self.mqtt.values();
+        let mut out: Vec<(String, u64)> = self
+            .http
+            .values()
+            .iter()
+            .zip(&mqtt)
+            .map(|(&(name, http), &(_, mqtt))| {
+                let other = if name == "store_errors" {
+                    g(&self.store_errors)
+                } else {
+                    0
+                };
+                (name.to_string(), http + mqtt + other)
+            })
+            .collect();
+        for (name, v) in [
             ("alerts_published", g(&self.alerts_published)),
             ("webhooks_delivered", g(&self.webhooks_delivered)),
             ("webhook_failures", g(&self.webhook_failures)),
-        ]
+        ] {
+            out.push((name.to_string(), v));
+        }
+        out.extend(mqtt.iter().map(|&(name, v)| (format!("mqtt_{name}"), v)));
+        out.push(("mqtt_subscriptions".into(), g(&self.mqtt_subscriptions)));
+        out.push((
+            "mqtt_connection_errors".into(),
+            g(&self.mqtt_connection_errors),
+        ));
+        out
     }
 }
 
@@ -152,11 +210,17 @@ pub struct Running {
     pub app: Arc<App>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
+    mqtt: Option<mqtt::MqttSource>,
 }
 
 impl Running {
-    /// Stops accepting requests and waits for in-flight ones.
+    /// Stops accepting requests and waits for in-flight ones (MQTT first: its
+    /// messages in flight are committed and acknowledged, later ones stay queued
+    /// at the broker).
     pub async fn stop(mut self) {
+        if let Some(mqtt) = self.mqtt.take() {
+            mqtt.stop().await;
+        }
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -170,7 +234,9 @@ impl Running {
 }
 
 /// Starts the server: opens the database, registers the configured sensors,
-/// restores the pipeline from the store, starts the workers and listens.
+/// restores the pipeline from the store, starts the workers, listens, and
+/// subscribes to the MQTT broker if one is configured (in the background: an
+/// unreachable broker is retried and does not stop HTTP).
 pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
     config
         .validate()
@@ -270,6 +336,13 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
             .spawn(move || run_pipeline(app, pipeline_rx, associator, builder))?;
     }
     tokio::spawn(webhook::run(Arc::clone(&app)));
+    let mqtt = match app.config.mqtt.clone() {
+        Some(m) => Some(
+            mqtt::MqttSource::start(Arc::clone(&app), m)
+                .map_err(|e| anyhow::anyhow!("configuration: {e}"))?,
+        ),
+        None => None,
+    };
     let router = api::router(Arc::clone(&app));
     let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
@@ -287,6 +360,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
         app,
         shutdown: Some(shutdown_tx),
         task,
+        mqtt,
     })
 }
 

@@ -1,6 +1,6 @@
 //! The replay source: plays a scene folder or a research-layout test to a running
 //! server as live sensor reports, signed with each sensor's key, with the real
-//! timing (or faster). Local frames are anchored at an origin so the server,
+//! timing (or faster), over HTTP or through an MQTT broker. Local frames are anchored at an origin so the server,
 //! which works in WGS84, puts every sensor back where it was.
 
 use std::collections::{BTreeMap, HashMap};
@@ -99,20 +99,64 @@ pub struct ReplayStats {
 /// sensor batches what it hears in one uplink interval.
 const BATCH_S: f64 = 0.05;
 
-/// Sends every pulse as signed reports, in time order. `speed` 1 is real time,
-/// 10 ten times faster; 0 sends as fast as the server accepts.
+/// Where a replay sends its reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// A server's base URL (`POST {url}/v1/reports`); retried on 429 and 5xx.
+    Http(String),
+    /// An MQTT broker (`mqtt://HOST[:PORT]`) and the server's report topic
+    /// filter (`shotfix/v1/reports/+`): signed envelopes at QoS 1, done when
+    /// the broker has acknowledged them all.
+    Mqtt { url: String, topic: String },
+}
+
+/// Sends every pulse as signed reports over HTTP, in time order. `speed` 1 is
+/// real time, 10 ten times faster; 0 sends as fast as the server accepts.
 pub async fn replay(
     server: &str,
     keys: &HashMap<String, Vec<u8>>,
     input: &ReplayInput,
     speed: f64,
 ) -> Result<ReplayStats, String> {
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .map_err(|e| e.to_string())?;
-    let url = format!("{}/v1/reports", server.trim_end_matches('/'));
-    // Group into reports: per sensor, pulses within BATCH_S of the report's first.
+    replay_to(&Target::Http(server.to_string()), keys, input, speed).await
+}
+
+/// Sends every pulse as signed reports to `target`, in time order, paced as
+/// [`replay`].
+pub async fn replay_to(
+    target: &Target,
+    keys: &HashMap<String, Vec<u8>>,
+    input: &ReplayInput,
+    speed: f64,
+) -> Result<ReplayStats, String> {
+    let reports = batch(input);
+    let mut stats = ReplayStats::default();
+    let (Some(first), start) = (reports.first().map(|r| r.0), Instant::now()) else {
+        return Ok(stats);
+    };
+    let mut sender = Sender::open(target).await?;
+    for (t, report) in &reports {
+        if speed > 0.0 {
+            let due = Duration::from_secs_f64((t.seconds_since(first) / speed).max(0.0));
+            if let Some(wait) = due.checked_sub(start.elapsed()) {
+                tokio::time::sleep(wait).await;
+            }
+        }
+        let key = keys
+            .get(&report.sensor)
+            .ok_or_else(|| format!("no key for sensor {}", report.sensor))?;
+        let body = serde_json::to_string(report).map_err(|e| e.to_string())?;
+        stats.retries += sender.send(key, report, body).await?;
+        stats.reports += 1;
+        stats.pulses += report.pulses.len();
+    }
+    sender.finish().await?;
+    Ok(stats)
+}
+
+/// Groups pulses into reports: per sensor, pulses within [`BATCH_S`] of the
+/// report's first.
+fn batch(input: &ReplayInput) -> Vec<(model::UtcNanos, ReportV1)> {
     let mut reports: Vec<(model::UtcNanos, ReportV1)> = Vec::new();
     let mut open: BTreeMap<String, usize> = BTreeMap::new();
     for p in &input.pulses {
@@ -147,57 +191,99 @@ pub async fn replay(
             }
         }
     }
-    let mut stats = ReplayStats::default();
-    let (Some(first), start) = (reports.first().map(|r| r.0), Instant::now()) else {
-        return Ok(stats);
-    };
-    for (t, report) in &reports {
-        if speed > 0.0 {
-            let due = Duration::from_secs_f64((t.seconds_since(first) / speed).max(0.0));
-            if let Some(wait) = due.checked_sub(start.elapsed()) {
-                tokio::time::sleep(wait).await;
-            }
-        }
-        let key = keys
-            .get(&report.sensor)
-            .ok_or_else(|| format!("no key for sensor {}", report.sensor))?;
-        let body = serde_json::to_vec(report).map_err(|e| e.to_string())?;
-        let mut attempt = 0;
-        loop {
-            let ts = crate::ingest::now_ms();
-            let sent = client
-                .post(&url)
-                .header("content-type", "application/json")
-                .header(wire::SENSOR_HEADER, &report.sensor)
-                .header(wire::TIMESTAMP_HEADER, ts.to_string())
-                .header(wire::SIGNATURE_HEADER, wire::sign(key, ts, &body))
-                .body(body.clone())
-                .send()
-                .await;
-            match sent {
-                Ok(r) if r.status().is_success() => break,
-                Ok(r) if r.status().is_client_error() && r.status().as_u16() != 429 => {
-                    let status = r.status();
-                    let text = r.text().await.unwrap_or_default();
-                    return Err(format!("report {} refused: {status} {text}", report.id));
-                }
-                other => {
-                    attempt += 1;
-                    stats.retries += 1;
-                    if attempt > 20 {
-                        return Err(format!(
-                            "report {}: gave up after 20 attempts ({other:?})",
-                            report.id
-                        ));
-                    }
-                    tokio::time::sleep(Duration::from_millis(50 << attempt.min(6))).await;
+    reports
+}
+
+/// An open connection to a [`Target`].
+enum Sender {
+    Http {
+        client: reqwest::Client,
+        url: String,
+    },
+    Mqtt {
+        publisher: crate::mqtt::Publisher,
+        topic: String,
+    },
+}
+
+impl Sender {
+    async fn open(target: &Target) -> Result<Sender, String> {
+        Ok(match target {
+            Target::Http(server) => Sender::Http {
+                client: reqwest::Client::builder()
+                    .timeout(Duration::from_secs(30))
+                    .build()
+                    .map_err(|e| e.to_string())?,
+                url: format!("{}/v1/reports", server.trim_end_matches('/')),
+            },
+            Target::Mqtt { url, topic } => {
+                crate::config::topic_sensor_level(topic)?;
+                let client_id = format!("shotfix-replay-{:016x}", rand::rngs::OsRng.next_u64());
+                Sender::Mqtt {
+                    publisher: crate::mqtt::Publisher::connect(url, &client_id).await?,
+                    topic: topic.clone(),
                 }
             }
-        }
-        stats.reports += 1;
-        stats.pulses += report.pulses.len();
+        })
     }
-    Ok(stats)
+
+    /// Sends one signed report; returns the number of retries it took.
+    async fn send(&mut self, key: &[u8], report: &ReportV1, body: String) -> Result<usize, String> {
+        match self {
+            Sender::Http { client, url } => {
+                let mut attempt = 0;
+                loop {
+                    let ts = crate::ingest::now_ms();
+                    let sent = client
+                        .post(url.as_str())
+                        .header("content-type", "application/json")
+                        .header(wire::SENSOR_HEADER, &report.sensor)
+                        .header(wire::TIMESTAMP_HEADER, ts.to_string())
+                        .header(wire::SIGNATURE_HEADER, wire::sign(key, ts, body.as_bytes()))
+                        .body(body.clone())
+                        .send()
+                        .await;
+                    match sent {
+                        Ok(r) if r.status().is_success() => return Ok(attempt),
+                        Ok(r) if r.status().is_client_error() && r.status().as_u16() != 429 => {
+                            let status = r.status();
+                            let text = r.text().await.unwrap_or_default();
+                            return Err(format!("report {} refused: {status} {text}", report.id));
+                        }
+                        other => {
+                            attempt += 1;
+                            if attempt > 20 {
+                                return Err(format!(
+                                    "report {}: gave up after 20 attempts ({other:?})",
+                                    report.id
+                                ));
+                            }
+                            tokio::time::sleep(Duration::from_millis(50 << attempt.min(6))).await;
+                        }
+                    }
+                }
+            }
+            Sender::Mqtt { publisher, topic } => {
+                let envelope =
+                    wire::MqttEnvelopeV1::sign(key, &report.sensor, crate::ingest::now_ms(), body);
+                publisher
+                    .publish(
+                        &wire::mqtt_topic(topic, &report.sensor),
+                        envelope.to_payload(),
+                    )
+                    .await?;
+                Ok(0)
+            }
+        }
+    }
+
+    /// Waits until everything sent has arrived (MQTT: the broker's PUBACKs).
+    async fn finish(self) -> Result<(), String> {
+        match self {
+            Sender::Http { .. } => Ok(()),
+            Sender::Mqtt { publisher, .. } => publisher.close(Duration::from_secs(60)).await,
+        }
+    }
 }
 
 /// Keys by sensor from a server configuration.

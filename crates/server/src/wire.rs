@@ -14,6 +14,21 @@
 //! It is signed with the sensor's key: `X-Shotfix-Signature` is the hex
 //! HMAC-SHA256 of `"{timestamp_ms}.{body}"`, where `X-Shotfix-Timestamp` is the
 //! sending time in Unix milliseconds, and `X-Shotfix-Sensor` names the sensor.
+//!
+//! MQTT 3.1.1 has no headers, so over MQTT the same three values and the body
+//! travel in an envelope ([`MqttEnvelopeV1`]), published at QoS 1 to
+//! `shotfix/v1/reports/{sensor}`:
+//!
+//! ```json
+//! {"v": 1, "sensor": "S01", "timestamp_ms": 1795262400123,
+//!  "signature": "5d41402abc4b2a76…",
+//!  "report": "{\"version\":1,\"id\":\"S01-000042\",…}"}
+//! ```
+//!
+//! `report` is the report's exact JSON text as a string, and `signature` the hex
+//! HMAC-SHA256 of `"{timestamp_ms}.{report}"`: it covers the string's UTF-8
+//! bytes exactly as it covers an HTTP body, so one signing routine serves both
+//! transports. The topic's sensor level must equal `sensor`.
 
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
@@ -56,6 +71,53 @@ pub struct PulseV1 {
     pub clip_wav_b64: Option<String>,
 }
 
+/// The MQTT envelope version this server reads.
+pub const MQTT_ENVELOPE_VERSION: u32 = 1;
+
+/// One report as an MQTT message (the payload), version 1.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MqttEnvelopeV1 {
+    pub v: u32,
+    /// The sending sensor; must equal the topic's sensor level.
+    pub sensor: String,
+    /// Sending time, Unix milliseconds (`X-Shotfix-Timestamp` over HTTP).
+    pub timestamp_ms: i64,
+    /// Hex HMAC-SHA256 of `"{timestamp_ms}.{report}"` (`X-Shotfix-Signature`).
+    pub signature: String,
+    /// The report's exact JSON text (the HTTP body), as a string.
+    pub report: String,
+}
+
+impl MqttEnvelopeV1 {
+    /// Signs `report` (a [`ReportV1`]'s JSON text) for `sensor` at `timestamp_ms`.
+    pub fn sign(key: &[u8], sensor: &str, timestamp_ms: i64, report: String) -> MqttEnvelopeV1 {
+        MqttEnvelopeV1 {
+            v: MQTT_ENVELOPE_VERSION,
+            sensor: sensor.to_string(),
+            timestamp_ms,
+            signature: sign(key, timestamp_ms, report.as_bytes()),
+            report,
+        }
+    }
+
+    /// The MQTT payload.
+    pub fn to_payload(&self) -> Vec<u8> {
+        // Strings and an integer: serialising cannot fail.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+}
+
+/// The report topic of `sensor` under a subscription filter such as
+/// `shotfix/v1/reports/+` (its `+` level replaced by the sensor id).
+pub fn mqtt_topic(filter: &str, sensor: &str) -> String {
+    filter
+        .split('/')
+        .map(|level| if level == "+" { sensor } else { level })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
 /// The signature of a body sent at `timestamp_ms`, hex.
 pub fn sign(key: &[u8], timestamp_ms: i64, body: &[u8]) -> String {
     hex::encode(mac(key, timestamp_ms, body).finalize().into_bytes())
@@ -78,4 +140,53 @@ fn mac(key: &[u8], timestamp_ms: i64, body: &[u8]) -> Hmac<Sha256> {
     mac.update(b".");
     mac.update(body);
     mac
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_envelope_signs_the_same_bytes_as_http() {
+        let key = [3u8; 32];
+        let report = r#"{"version":1,"id":"r\"1","sensor":"S1","pulses":[{"id":"é","t_utc":"2026-11-21T12:00:00Z"}]}"#;
+        let envelope = MqttEnvelopeV1::sign(&key, "S1", 1_795_262_400_123, report.to_string());
+        assert_eq!(
+            envelope.signature,
+            sign(&key, 1_795_262_400_123, report.as_bytes())
+        );
+        let back: MqttEnvelopeV1 = serde_json::from_slice(&envelope.to_payload()).unwrap();
+        assert_eq!(back, envelope);
+        assert!(verify(
+            &key,
+            back.timestamp_ms,
+            back.report.as_bytes(),
+            &back.signature
+        ));
+        // Another encoder's escapes (ASCII-only: `\u00e9` for é) decode to the same bytes.
+        let escaped = format!(
+            r#"{{"v":1,"sensor":"S1","timestamp_ms":1795262400123,"signature":"{}","report":"{{\"version\":1,\"id\":\"r\\\"1\",\"sensor\":\"S1\",\"pulses\":[{{\"id\":\"\u00e9\",\"t_utc\":\"2026-11-21T12:00:00Z\"}}]}}"}}"#,
+            envelope.signature
+        );
+        let other: MqttEnvelopeV1 = serde_json::from_str(&escaped).unwrap();
+        assert_eq!(other.report, report);
+        assert!(verify(
+            &key,
+            other.timestamp_ms,
+            other.report.as_bytes(),
+            &other.signature
+        ));
+    }
+
+    #[test]
+    fn topics_put_the_sensor_in_the_plus_level() {
+        assert_eq!(
+            mqtt_topic("shotfix/v1/reports/+", "S1"),
+            "shotfix/v1/reports/S1"
+        );
+        assert_eq!(
+            mqtt_topic("run-7/shotfix/v1/reports/+", "S1"),
+            "run-7/shotfix/v1/reports/S1"
+        );
+    }
 }

@@ -64,12 +64,18 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
-    /// Play a scene folder or research-layout test to a running server as live, signed sensor reports.
+    /// Play a scene folder or research-layout test to a running server as live, signed sensor reports (over HTTP, or through an MQTT broker).
     Replay {
         path: PathBuf,
         /// The server, e.g. http://127.0.0.1:8080
-        #[arg(long)]
+        #[arg(long, conflicts_with = "mqtt")]
         server: Option<String>,
+        /// Instead of --server: publish to the server's MQTT broker, e.g. mqtt://127.0.0.1:1883
+        #[arg(long)]
+        mqtt: Option<String>,
+        /// The server's report topic filter (its [mqtt] topic); `+` is the sensor id.
+        #[arg(long, default_value = server::config::MQTT_TOPIC, requires = "mqtt")]
+        mqtt_topic: String,
         /// The server's configuration, for the sensors' keys.
         #[arg(long)]
         config: Option<PathBuf>,
@@ -155,6 +161,8 @@ fn main() -> ExitCode {
         Command::Replay {
             path,
             server,
+            mqtt,
+            mqtt_topic,
             config,
             write_config,
             origin,
@@ -162,6 +170,7 @@ fn main() -> ExitCode {
         } => serve_cmd::replay(
             &path,
             server.as_deref(),
+            mqtt.as_deref().map(|url| (url, mqtt_topic.as_str())),
             config.as_deref(),
             write_config.as_deref(),
             origin.as_deref(),

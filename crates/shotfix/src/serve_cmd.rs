@@ -64,11 +64,13 @@ pub fn parse_origin(text: &str) -> Result<Geodetic> {
     Ok(g)
 }
 
-/// `shotfix replay PATH --server URL --config FILE [--origin] [--speed]`, or
+/// `shotfix replay PATH --server URL --config FILE [--origin] [--speed]` (or
+/// `--mqtt URL [--mqtt-topic FILTER]` instead of `--server`), or
 /// `--write-config FILE` to make a server configuration for PATH's sensors.
 pub fn replay(
     path: &Path,
     server_url: Option<&str>,
+    mqtt: Option<(&str, &str)>,
     config: Option<&Path>,
     write_config: Option<&Path>,
     origin: Option<&str>,
@@ -87,8 +89,16 @@ pub fn replay(
         );
         return Ok(());
     }
-    let (Some(url), Some(config)) = (server_url, config) else {
-        return Err(anyhow!("replay needs --server URL and --config FILE (the server's, for the sensor keys), or --write-config FILE"));
+    let target = match (server_url, mqtt) {
+        (Some(url), None) => replay::Target::Http(url.to_string()),
+        (None, Some((url, topic))) => replay::Target::Mqtt {
+            url: url.to_string(),
+            topic: topic.to_string(),
+        },
+        _ => return Err(anyhow!("replay needs --server URL (or --mqtt URL) and --config FILE (the server's, for the sensor keys), or --write-config FILE")),
+    };
+    let Some(config) = config else {
+        return Err(anyhow!("replay needs --server URL (or --mqtt URL) and --config FILE (the server's, for the sensor keys), or --write-config FILE"));
     };
     if !(speed >= 0.0 && speed.is_finite()) {
         return Err(anyhow!(
@@ -97,10 +107,14 @@ pub fn replay(
     }
     let keys = replay::keys(&load_config(config)?);
     let stats = runtime()?
-        .block_on(replay::replay(url, &keys, &input, speed))
+        .block_on(replay::replay_to(&target, &keys, &input, speed))
         .map_err(|e| anyhow!(e))?;
+    let to = match &target {
+        replay::Target::Http(url) => url.clone(),
+        replay::Target::Mqtt { url, topic } => format!("{url} ({topic})"),
+    };
     eprintln!(
-        "shotfix replay: {} pulses in {} reports sent to {url} ({} retries)",
+        "shotfix replay: {} pulses in {} reports sent to {to} ({} retries)",
         stats.pulses, stats.reports, stats.retries
     );
     Ok(())
@@ -126,6 +140,12 @@ pub fn config_toml(c: &ServerConfig) -> String {
         s.push_str(&format!(
             "\n[[webhooks]]\nurl = \"{}\"\nsecret = \"{}\"\n",
             w.url, w.secret
+        ));
+    }
+    if let Some(m) = &c.mqtt {
+        s.push_str(&format!(
+            "\n[mqtt]\nurl = \"{}\"\ntopic = \"{}\"\nclient_id = \"{}\"\n",
+            m.url, m.topic, m.client_id
         ));
     }
     for x in &c.sensors {

@@ -13,6 +13,9 @@
 //! 8. `analyze_and_pulses_on_shotspotter_wavs`: the real Chicago incident (six
 //!    smj0 WAVs): WGS84 output; every sensor hears the burst's rounds.
 //! 9. `bad_audio_is_one_line_and_non_zero`: truncated and corrupt WAVs.
+//! 10. `replay_sends_over_http_or_mqtt_not_both`: `--server` and `--mqtt` exclude
+//!     each other; a TLS or unreachable broker is one line and exit 1 (the MQTT
+//!     path itself is tested against a real broker in crates/server/tests/mqtt.rs).
 
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
@@ -361,5 +364,54 @@ fn bad_audio_is_one_line_and_non_zero() {
                 "{stderr}"
             );
         }
+    }
+}
+
+#[test]
+fn replay_sends_over_http_or_mqtt_not_both() {
+    let test = data().join("FP1/test_001");
+    let test = test.to_str().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("c.toml");
+    let config = config.to_str().unwrap();
+    let origin = "40.4406,-79.9959,250";
+    let made = shotfix(&["replay", test, "--origin", origin, "--write-config", config]);
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let usage = |args: &[&str]| {
+        let out = shotfix(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(out.stdout.is_empty());
+    };
+    let base = ["replay", test, "--origin", origin, "--config", config];
+    usage(
+        &[
+            &base[..],
+            &[
+                "--server",
+                "http://127.0.0.1:1",
+                "--mqtt",
+                "mqtt://127.0.0.1:1",
+            ],
+        ]
+        .concat(),
+    );
+    usage(&[&base[..], &["--mqtt-topic", "a/+"]].concat());
+    for (broker, expect) in [
+        ("mqtts://127.0.0.1:1", "TLS"),
+        ("mqtt://127.0.0.1:1", "MQTT broker mqtt://127.0.0.1:1"),
+    ] {
+        let out = shotfix(&[&base[..], &["--mqtt", broker]].concat());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(out.stdout.is_empty());
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+        assert!(
+            stderr.starts_with("shotfix: error:") && stderr.contains(expect),
+            "{stderr}"
+        );
     }
 }
