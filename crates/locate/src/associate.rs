@@ -106,29 +106,37 @@ pub fn find_shots(set: &PulseSet, medium: &Medium, config: &LocateConfig) -> Vec
 /// of one [`find_shots`] pass over the pulses of that second, whatever the
 /// window; the earlier pulses of a shot found before are not consumed, so the
 /// same shot is found again, with more arrivals, as they come in.
+///
+/// Pulses marked in `taken` already belong to a shot (one found before and
+/// still being followed): they neither seed nor support a new one, as in
+/// [`find_shots`] a pulse serves one shot.
 pub fn find_shots_completed_by(
     set: &PulseSet,
     medium: &Medium,
     config: &LocateConfig,
     completing: &[bool],
+    taken: &[bool],
 ) -> Vec<Shot> {
-    search_shots(set, medium, config, Some(completing))
+    search_shots(set, medium, config, Some((completing, taken)))
 }
 
 /// A shot found earlier, gathered and solved again over every pulse in `set`
-/// (for a streaming server: once all of its arrivals are in, late ones too).
-/// `None` if fewer than the minimum number of sensors still agree with it.
+/// (for a streaming server: when new arrivals fit it). Pulses marked in `taken`
+/// belong to other shots and are not gathered. `None` if fewer than the minimum
+/// number of sensors still agree with it.
 pub fn refine_shot(
     set: &PulseSet,
     medium: &Medium,
     config: &LocateConfig,
     shot: &Shot,
+    taken: &[bool],
 ) -> Option<Shot> {
+    let n = set.pulses().len();
     let search = Search {
         set,
         medium,
         config,
-        used: vec![false; set.pulses().len()],
+        used: (0..n).map(|i| taken.get(i).copied().unwrap_or(false)).collect(),
         neighbours: Vec::new(),
         backward: false,
     };
@@ -136,11 +144,10 @@ pub fn refine_shot(
         position: shot.position,
         t0_s: shot.t_emit.seconds_since(set.epoch()),
     };
-    let support = search.gather(candidate, config.consistency_tolerance_s);
     let hypothesis = Hypothesis {
         candidate,
         trials: 1,
-        support,
+        support: search.gather(candidate, config.consistency_tolerance_s),
         sum_sq_s2: 0.0,
     };
     let (solution, pulses) = search.refine(&hypothesis)?;
@@ -151,22 +158,26 @@ fn search_shots(
     set: &PulseSet,
     medium: &Medium,
     config: &LocateConfig,
-    completing: Option<&[bool]>,
+    streaming: Option<(&[bool], &[bool])>,
 ) -> Vec<Shot> {
     let n = set.pulses().len();
+    let flag = |flags: &[bool], i: usize| flags.get(i).copied().unwrap_or(false);
     let mut search = Search {
         set,
         medium,
         config,
-        used: vec![false; n],
+        used: match streaming {
+            Some((_, taken)) => (0..n).map(|i| flag(taken, i)).collect(),
+            None => vec![false; n],
+        },
         neighbours: neighbours(set, config),
-        backward: completing.is_some(),
+        backward: streaming.is_some(),
     };
     let mut cache: Vec<Option<Hypothesis>> = vec![None; n];
     let mut dirty = vec![true; n];
     // Only the completing pulses are anchors in streaming mode.
-    let mut exhausted: Vec<bool> = match completing {
-        Some(flags) => (0..n).map(|i| !flags.get(i).copied().unwrap_or(false)).collect(),
+    let mut exhausted: Vec<bool> = match streaming {
+        Some((completing, _)) => (0..n).map(|i| !flag(completing, i)).collect(),
         None => vec![false; n],
     };
     let mut trials = vec![0usize; n];

@@ -154,8 +154,12 @@ pub async fn replay_to(
     Ok(stats)
 }
 
-/// Groups pulses into reports: per sensor, pulses within [`BATCH_S`] of the
-/// report's first.
+/// The reports a replay sends, in time order, each with the time its first
+/// pulse was heard: per sensor, pulses within [`BATCH_S`] of the report's first.
+pub fn reports(input: &ReplayInput) -> Vec<(model::UtcNanos, ReportV1)> {
+    batch(input)
+}
+
 fn batch(input: &ReplayInput) -> Vec<(model::UtcNanos, ReportV1)> {
     let mut reports: Vec<(model::UtcNanos, ReportV1)> = Vec::new();
     let mut open: BTreeMap<String, usize> = BTreeMap::new();

@@ -6,6 +6,7 @@
 
 mod analyze_cmd;
 mod eval;
+mod eval_latency;
 mod eval_sim;
 mod locate_cmd;
 mod output;
@@ -134,6 +135,16 @@ enum EvalCommand {
         #[arg(long)]
         csv: Option<PathBuf>,
     },
+    /// Server latency under load: simulate SCENARIO's city of sensors, send its
+    /// reports to a server in real time, and time each first alert from the last
+    /// pulse its location needed to the SSE feed and a webhook receiver.
+    Latency {
+        #[arg(default_value = "scenarios/load/busy-city.toml")]
+        scenario: PathBuf,
+        /// Print the results as JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Simulate every scenario (*.toml) under DIR, locate and analyze each, and score against the truth.
     Scenarios {
         #[arg(default_value = "scenarios")]
@@ -183,6 +194,9 @@ fn main() -> ExitCode {
             once,
         } => serve_cmd::demo(&scenario, db, &listen, once),
         Command::Eval(EvalCommand::Scenarios { dir, json }) => eval_sim::run(&dir, json),
+        Command::Eval(EvalCommand::Latency { scenario, json }) => {
+            eval_latency::run(&scenario, json)
+        }
         Command::Eval(EvalCommand::Calibration {
             pittsburgh,
             scenario,

@@ -32,6 +32,11 @@ use sha2::{Digest, Sha256};
 /// seconds; later pulses are stored but only join shots still in the window.
 pub const LATENESS_S: f64 = 5.0;
 
+/// Longest a provisional shot waits, seconds of event time past the moment it
+/// could be final, for the shots chained to it within one travel time to become
+/// final too (a long burst of automatic fire is finalised in pieces).
+pub const MAX_DEFER_S: f64 = 30.0;
+
 /// A shot the associator currently believes in.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LiveShot {
@@ -148,33 +153,36 @@ impl Associator {
         if !self.fresh.is_empty() {
             let fresh = std::mem::take(&mut self.fresh);
             if let Some(set) = self.window(newest) {
-                let completing: Vec<bool> =
-                    set.pulses().iter().map(|p| fresh.contains(&p.id)).collect();
-                let found = locate::associate::find_shots_completed_by(
-                    &set,
-                    &self.medium,
-                    &self.config,
-                    &completing,
-                );
-                changes = self.reconcile(found);
+                changes = self.follow(&set, &fresh);
             }
         }
         // Finalise what no sensor can add to any more, and forget old pulses.
         let final_before = newest.offset_by_seconds(-(self.reach_s() + LATENESS_S));
-        let (done, live): (Vec<LiveShot>, Vec<LiveShot>) = std::mem::take(&mut self.live)
-            .into_iter()
-            .partition(|s| s.shot.t_emit < final_before);
-        self.live = live;
-        let mut consumed: BTreeSet<PulseId> =
-            done.iter().flat_map(|s| s.pulses.iter().cloned()).collect();
-        if !done.is_empty() {
-            for change in self.finalise(&done, newest) {
-                if let ShotChange::Upsert(shot) = &change {
-                    consumed.extend(shot.pulses.iter().cloned());
-                }
-                changes.push(change);
+        let (mut done, mut live): (Vec<LiveShot>, Vec<LiveShot>) =
+            std::mem::take(&mut self.live)
+                .into_iter()
+                .partition(|s| s.shot.t_emit < final_before);
+        // Shots within one travel time of each other (and near enough to share
+        // sensors) compete for the same pulses, so they are finalised together: a run of gunfire waits for its
+        // last round (for at most MAX_DEFER_S; the alert never waits).
+        if let (Some(first), Some(last)) = (
+            done.iter().map(|s| s.shot.t_emit).min(),
+            done.iter().map(|s| s.shot.t_emit).max(),
+        ) {
+            let chained = live.iter().any(|s| {
+                s.shot.t_emit.seconds_since(last) <= self.reach_s()
+                    && done.iter().any(|d| {
+                        d.shot.position.distance_2d(s.shot.position)
+                            <= 2.0 * self.config.max_range_m
+                    })
+            });
+            if chained && final_before.seconds_since(first) < MAX_DEFER_S {
+                live.append(&mut done);
             }
         }
+        self.live = live;
+        let (finals, consumed) = self.finalise(&done);
+        changes.extend(finals);
         let keep_from = newest.offset_by_seconds(-self.horizon_s());
         let in_live: BTreeSet<PulseId> = self
             .live
@@ -199,40 +207,59 @@ impl Associator {
         PulseSet::new(self.sensors.clone(), pulses).ok()
     }
 
-    /// The last word on shots no sensor can add to: each is gathered and solved
-    /// once more over every pulse in the window, so arrivals that came late or
-    /// were never an anchor's neighbour count, as they would in `shotfix locate`.
-    /// A shot that changed is published; one that no longer holds up is lost.
-    fn finalise(&mut self, done: &[LiveShot], newest: UtcNanos) -> Vec<ShotChange> {
-        let Some(set) = self.window(newest) else {
-            return Vec::new();
+    /// The last word on shots no sensor can add to. Streaming association saw
+    /// their pulses in arrival batches, with only the new ones as anchors; now
+    /// that every arrival is in, the locate engine's batch association
+    /// ([`locate::associate::find_shots`]) runs once over the pulses around
+    /// them: every pulse within one longest travel time (before and after) of
+    /// their emissions, at sensors within range of them. That is what
+    /// `shotfix locate` would see, so a final shot is the one it would find.
+    /// A provisional shot is matched to its final self by shared pulses and keeps
+    /// its key; one with no final self is lost, and a final shot that streaming
+    /// missed is added.
+    fn finalise(&mut self, done: &[LiveShot]) -> (Vec<ShotChange>, BTreeSet<PulseId>) {
+        let reach = self.reach_s();
+        let (Some(first), Some(last)) = (
+            done.iter().map(|s| s.shot.t_emit).min(),
+            done.iter().map(|s| s.shot.t_emit).max(),
+        ) else {
+            return (Vec::new(), BTreeSet::new());
         };
+        let near: BTreeSet<&model::SensorId> = self
+            .sensors
+            .iter()
+            .filter(|sensor| {
+                done.iter().any(|s| {
+                    sensor.position.distance_2d(s.shot.position) <= self.config.max_range_m
+                })
+            })
+            .map(|sensor| &sensor.id)
+            .collect();
+        let (from, to) = (
+            first.offset_by_seconds(-reach),
+            last.offset_by_seconds(reach),
+        );
+        let pulses: Vec<Pulse> = self
+            .pool
+            .range((from, PulseId(String::new()))..)
+            .take_while(|((t, _), _)| *t <= to)
+            .filter(|(_, p)| near.contains(&p.sensor))
+            .map(|(_, p)| p.clone())
+            .collect();
+        let found = match PulseSet::new(self.sensors.clone(), pulses) {
+            Ok(set) => locate::associate::find_shots(&set, &self.medium, &self.config),
+            Err(_) => Vec::new(),
+        };
+        // The final shots: those of the span being finalised, and any streaming
+        // missed in the travel time before it (the pulses of shots finalised
+        // earlier have left the pool, so those are not found twice). Shots after
+        // the span are still provisional.
+        let tol = self.config.consistency_tolerance_s;
+        let (lo, hi) = (from, last.offset_by_seconds(tol));
+        let mut old: Vec<&LiveShot> = done.iter().collect();
         let mut changes = Vec::new();
-        for old in done {
-            match locate::associate::refine_shot(&set, &self.medium, &self.config, &old.shot) {
-                Some(shot) => {
-                    let pulses: BTreeSet<PulseId> =
-                        shot.arrivals.iter().map(|a| a.pulse.clone()).collect();
-                    if pulses != old.pulses
-                        || shot.position.distance(old.shot.position) > 0.01
-                        || shot.t_emit != old.shot.t_emit
-                    {
-                        changes.push(ShotChange::Upsert(LiveShot {
-                            key: old.key.clone(),
-                            shot,
-                            pulses,
-                        }));
-                    }
-                }
-                None => changes.push(ShotChange::Lost(old.key.clone())),
-            }
-        }
-        changes
-    }
-
-    fn reconcile(&mut self, found: Vec<Shot>) -> Vec<ShotChange> {
-        let mut old = std::mem::take(&mut self.live);
-        let mut changes = Vec::new();
+        let mut consumed: BTreeSet<PulseId> =
+            done.iter().flat_map(|s| s.pulses.iter().cloned()).collect();
         for shot in found {
             let pulses: BTreeSet<PulseId> = shot.arrivals.iter().map(|a| a.pulse.clone()).collect();
             let best = old
@@ -241,43 +268,136 @@ impl Associator {
                 .map(|(i, o)| (i, o.pulses.intersection(&pulses).count()))
                 .filter(|&(_, n)| n > 0)
                 .max_by_key(|&(i, n)| (n, std::cmp::Reverse(i)));
-            let live = match best {
+            let key = match best {
                 Some((i, _)) => {
                     let previous = old.swap_remove(i);
-                    let moved = previous.shot.position.distance(shot.position) > 0.01
-                        || previous.shot.t_emit != shot.t_emit;
-                    let next = LiveShot {
-                        key: previous.key.clone(),
-                        shot,
-                        pulses,
-                    };
-                    if moved || previous.pulses != next.pulses {
-                        changes.push(ShotChange::Upsert(next.clone()));
+                    if previous.pulses == pulses
+                        && previous.shot.position.distance(shot.position) <= 0.01
+                        && previous.shot.t_emit == shot.t_emit
+                    {
+                        continue;
                     }
-                    next
+                    previous.key.clone()
                 }
-                None => {
-                    let first = shot
-                        .arrivals
-                        .iter()
-                        .min_by(|a, b| a.t.cmp(&b.t).then_with(|| a.pulse.cmp(&b.pulse)))
-                        .map_or_else(String::new, |a| a.pulse.0.clone());
-                    let next = LiveShot {
-                        key: format!("s-{}", short_hash(&first)),
-                        shot,
-                        pulses,
-                    };
-                    changes.push(ShotChange::Upsert(next.clone()));
-                    next
-                }
+                None if shot.t_emit >= lo && shot.t_emit <= hi => new_key(&shot),
+                None => continue,
             };
-            self.live.push(live);
+            consumed.extend(pulses.iter().cloned());
+            changes.push(ShotChange::Upsert(LiveShot { key, shot, pulses }));
         }
-        // A provisional shot this run did not find again stays as it was: only
-        // the new pulses were anchors, and none of them belonged to it.
-        self.live.extend(old);
+        changes.extend(old.into_iter().map(|o| ShotChange::Lost(o.key.clone())));
+        (changes, consumed)
+    }
+
+    /// One streaming step over the window `set`, with `fresh` the pulses that
+    /// arrived since the last. First the shots being followed take the new
+    /// arrivals that fit them (each is gathered and solved again, keeping its
+    /// key). Then the remaining new pulses anchor the search for new shots,
+    /// among the pulses no followed shot holds: a pulse serves one shot.
+    fn follow(&mut self, set: &PulseSet, fresh: &BTreeSet<PulseId>) -> Vec<ShotChange> {
+        let tol = self.config.consistency_tolerance_s;
+        let index: HashMap<&PulseId, usize> = set
+            .pulses()
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (&p.id, i))
+            .collect();
+        let position: HashMap<&model::SensorId, model::Point3> =
+            self.sensors.iter().map(|s| (&s.id, s.position)).collect();
+        let new_pulses: Vec<&Pulse> = set
+            .pulses()
+            .iter()
+            .filter(|p| fresh.contains(&p.id))
+            .collect();
+        let mut changes = Vec::new();
+        for i in 0..self.live.len() {
+            let shot = &self.live[i].shot;
+            let fits = new_pulses.iter().any(|p| {
+                position.get(&p.sensor).is_some_and(|&at| {
+                    let predicted =
+                        shot.t_emit.offset_by_seconds(self.medium.travel_time(shot.position, at).0);
+                    p.t.seconds_since(predicted).abs() <= tol
+                })
+            });
+            if !fits {
+                continue;
+            }
+            let mut taken = vec![false; set.pulses().len()];
+            for (j, other) in self.live.iter().enumerate() {
+                if j != i {
+                    for p in &other.pulses {
+                        if let Some(&k) = index.get(p) {
+                            taken[k] = true;
+                        }
+                    }
+                }
+            }
+            let Some(shot) = locate::associate::refine_shot(
+                set,
+                &self.medium,
+                &self.config,
+                &self.live[i].shot,
+                &taken,
+            ) else {
+                continue; // keeps what it had; finalisation has the last word
+            };
+            let pulses: BTreeSet<PulseId> = shot.arrivals.iter().map(|a| a.pulse.clone()).collect();
+            let old = &self.live[i];
+            if pulses != old.pulses
+                || shot.position.distance(old.shot.position) > 0.01
+                || shot.t_emit != old.shot.t_emit
+            {
+                let next = LiveShot {
+                    key: old.key.clone(),
+                    shot,
+                    pulses,
+                };
+                changes.push(ShotChange::Upsert(next.clone()));
+                self.live[i] = next;
+            }
+        }
+        let mut taken = vec![false; set.pulses().len()];
+        for p in self.live.iter().flat_map(|s| &s.pulses) {
+            if let Some(&k) = index.get(p) {
+                taken[k] = true;
+            }
+        }
+        let completing: Vec<bool> = set
+            .pulses()
+            .iter()
+            .zip(&taken)
+            .map(|(p, &t)| !t && fresh.contains(&p.id))
+            .collect();
+        if completing.iter().any(|&c| c) {
+            let found = locate::associate::find_shots_completed_by(
+                set,
+                &self.medium,
+                &self.config,
+                &completing,
+                &taken,
+            );
+            for shot in found {
+                let next = LiveShot {
+                    key: new_key(&shot),
+                    pulses: shot.arrivals.iter().map(|a| a.pulse.clone()).collect(),
+                    shot,
+                };
+                changes.push(ShotChange::Upsert(next.clone()));
+                self.live.push(next);
+            }
+        }
         changes
     }
+}
+
+/// A new shot's key: from its first arrival, so it is stable across re-runs.
+fn new_key(shot: &Shot) -> String {
+    let first = shot
+        .arrivals
+        .iter()
+        .min_by(|a, b| a.t.cmp(&b.t).then_with(|| a.pulse.cmp(&b.pulse)))
+        .map_or_else(String::new, |a| a.pulse.0.clone());
+    format!("s-{}", short_hash(&first))
 }
 
 /// 16 hex digits of SHA-256: stable ids from stable inputs.
