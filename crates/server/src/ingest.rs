@@ -134,7 +134,9 @@ pub async fn post_report(
             c.pulses_accepted
                 .fetch_add(stored as u64, Ordering::Relaxed);
             if let Ok(tx) = app.pipeline.lock() {
-                let _ = tx.send(pulses);
+                if let Some(tx) = tx.as_ref() {
+                    let _ = tx.send(pulses);
+                }
             }
             Ok((
                 StatusCode::ACCEPTED,
