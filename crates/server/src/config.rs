@@ -3,7 +3,7 @@
 //!
 //! ```toml
 //! listen = "127.0.0.1:8080"
-//! database = "shotfix.db"
+//! database = "shotfix.db"            # or "postgres://shotfix:…@db.example/shotfix"
 //! origin = { lat = 40.4406, lon = -79.9959, alt_m = 250.0 }
 //! weather = { temperature_c = 4.0 }
 //! webhooks = [{ url = "https://cad.example/shotfix", secret = "…" }]
@@ -20,10 +20,100 @@
 //! alt_m = 262.0
 //! ```
 
+use std::borrow::Cow;
+use std::ffi::OsStr;
+use std::fmt;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+use store::{Db, StoreError};
+
+/// Where the server keeps its data. The configuration's `database` is one
+/// string: a `postgres://` or `postgresql://` URL is a PostgreSQL database,
+/// anything else the path of an SQLite file (created if missing), exactly as
+/// before PostgreSQL was supported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Database {
+    /// An SQLite file: the embedded default.
+    Sqlite(PathBuf),
+    /// A PostgreSQL connection URL, as libpq takes it
+    /// (`postgres://user:password@host:5432/dbname?connect_timeout=5`).
+    Postgres(String),
+}
+
+impl Database {
+    /// Reads a `database` setting (the configuration's, or `--db`): a
+    /// PostgreSQL URL by its scheme, otherwise an SQLite path taken as it is.
+    pub fn parse(setting: impl AsRef<OsStr>) -> Database {
+        let setting = setting.as_ref();
+        match setting.to_str() {
+            Some(url) if is_postgres_url(url) => Database::Postgres(url.to_string()),
+            _ => Database::Sqlite(PathBuf::from(setting)),
+        }
+    }
+
+    /// Opens the database, creating the SQLite file or the schema as needed.
+    /// Blocking: on PostgreSQL this connects, and the `postgres` client panics
+    /// when it blocks on an async runtime's thread, so call it from a plain
+    /// thread (as the writer and reader threads do), never from a task.
+    pub fn open(&self) -> Result<Db, StoreError> {
+        match self {
+            Database::Sqlite(path) => Db::open_sqlite(path),
+            Database::Postgres(url) => Db::open_postgres(url),
+        }
+    }
+
+    /// The setting that [`Database::parse`] reads back as this database, for
+    /// writing a configuration file: the URL unchanged (password included), or
+    /// the path (with `./` in front in the odd case that it looks like a URL).
+    pub fn setting(&self) -> Cow<'_, str> {
+        match self {
+            Database::Postgres(url) => Cow::Borrowed(url),
+            Database::Sqlite(path) => {
+                let text = path.to_string_lossy();
+                if is_postgres_url(&text) {
+                    Cow::Owned(format!("./{text}"))
+                } else {
+                    text
+                }
+            }
+        }
+    }
+}
+
+fn is_postgres_url(text: &str) -> bool {
+    text.starts_with("postgres://") || text.starts_with("postgresql://")
+}
+
+/// For messages and logs: the path, or the URL with its password as `***`.
+impl fmt::Display for Database {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Database::Sqlite(path) => write!(f, "{}", path.display()),
+            Database::Postgres(url) => f.write_str(&store::redact(url)),
+        }
+    }
+}
+
+/// A path is an SQLite file, whatever its text.
+impl From<PathBuf> for Database {
+    fn from(path: PathBuf) -> Database {
+        Database::Sqlite(path)
+    }
+}
+
+impl From<&Path> for Database {
+    fn from(path: &Path) -> Database {
+        Database::Sqlite(path.to_path_buf())
+    }
+}
+
+impl<'de> Deserialize<'de> for Database {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Database, D::Error> {
+        String::deserialize(d).map(Database::parse)
+    }
+}
 
 /// A sensor the server accepts reports from.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -227,9 +317,9 @@ pub fn topic_sensor_level(filter: &str) -> Result<usize, String> {
 pub struct ServerConfig {
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
-    /// SQLite database file.
+    /// An SQLite file or a PostgreSQL URL (see [`Database`]).
     #[serde(default = "default_database")]
-    pub database: PathBuf,
+    pub database: Database,
     /// Anchor of the local frame; default: the first sensor.
     pub origin: Option<OriginConfig>,
     #[serde(default)]
@@ -250,16 +340,16 @@ fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 8080))
 }
 
-fn default_database() -> PathBuf {
-    PathBuf::from("shotfix.db")
+fn default_database() -> Database {
+    Database::Sqlite(PathBuf::from("shotfix.db"))
 }
 
 impl ServerConfig {
     /// A configuration with defaults and no sensors (tests, the demo).
-    pub fn new(database: PathBuf) -> ServerConfig {
+    pub fn new(database: impl Into<Database>) -> ServerConfig {
         ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-            database,
+            database: database.into(),
             origin: None,
             weather: WeatherConfig::default(),
             sensors: Vec::new(),
@@ -404,5 +494,68 @@ mod tests {
             ServerConfig::from_toml(&format!("[mqtt]\nurl = \"mqtt://h\"\n{slash}")).is_err(),
             "not a topic level"
         );
+    }
+
+    const SENSOR: &str = "[[sensors]]\nid = \"S1\"\nkey = \"00112233445566778899aabbccddeeff\"\nlat = 40.0\nlon = -80.0\nalt_m = 1.0\n";
+
+    fn database(line: &str) -> Database {
+        ServerConfig::from_toml(&format!("{line}\n{SENSOR}"))
+            .unwrap_or_else(|e| panic!("{line}: {e}"))
+            .database
+    }
+
+    #[test]
+    fn a_path_is_an_sqlite_file_as_before() {
+        assert_eq!(database(""), Database::Sqlite("shotfix.db".into()));
+        for path in [
+            "shotfix.db",
+            "/var/lib/shotfix/shotfix.db",
+            "data/postgres.db",
+            "sqlite:x.db",
+            "postgres:/x.db",
+        ] {
+            assert_eq!(
+                database(&format!("database = {path:?}")),
+                Database::Sqlite(path.into()),
+                "{path}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_postgres_url_is_postgresql_unchanged() {
+        for url in [
+            "postgres://shotfix:s3cret@db.example:5432/shotfix",
+            "postgresql://shotfix@127.0.0.1/shotfix?connect_timeout=5",
+        ] {
+            assert_eq!(
+                database(&format!("database = {url:?}")),
+                Database::Postgres(url.into())
+            );
+        }
+    }
+
+    #[test]
+    fn a_setting_reads_back_as_the_same_database() {
+        for db in [
+            Database::Sqlite("shotfix.db".into()),
+            Database::Sqlite("/var/lib/shotfix/shotfix.db".into()),
+            Database::Postgres("postgres://u:p@h/d".into()),
+        ] {
+            assert_eq!(Database::parse(db.setting().as_ref()), db, "{db:?}");
+        }
+        // A file whose name looks like a URL stays a file (the same one).
+        let odd = Database::Sqlite("postgres://not-a-server.db".into());
+        assert_eq!(
+            Database::parse(odd.setting().as_ref()),
+            Database::Sqlite(Path::new(".").join("postgres://not-a-server.db"))
+        );
+    }
+
+    #[test]
+    fn messages_hide_the_password() {
+        let db = Database::parse("postgres://shotfix:s3cret@db.example/shotfix");
+        assert_eq!(db.to_string(), "postgres://shotfix:***@db.example/shotfix");
+        assert_eq!(db.setting(), "postgres://shotfix:s3cret@db.example/shotfix");
     }
 }

@@ -259,7 +259,9 @@ async fn check_and_store(app: &App, signed: Signed<'_>) -> Result<Outcome, Rejec
             duplicate_pulses,
         } => {
             if let Ok(tx) = app.pipeline.lock() {
-                let _ = tx.send(pulses);
+                if let Some(tx) = tx.as_ref() {
+                    let _ = tx.send(pulses);
+                }
             }
             Outcome::Accepted {
                 id: report.id,

@@ -28,6 +28,12 @@
 //! one transaction, and the alert is broadcast to SSE and WebSocket clients while
 //! the [`webhook`] worker delivers the outbox.
 //!
+//! Storage is SQLite (a file, the default) or PostgreSQL (`database =
+//! "postgres://…"`), behind the same `store::Db`. Every connection lives on a
+//! plain thread of its own, the [`writer`]'s and the [`reader`]'s, from open to
+//! close, so no database call ever blocks an async runtime thread (PostgreSQL's
+//! client would panic there); the async side only sends them work.
+//!
 //! Guarantees: a report is acknowledged only once on disk; an incident is alerted
 //! at most once per id, even across restarts (a unique index); every alert has
 //! its webhook deliveries queued in the same transaction, so none is lost to a
@@ -41,6 +47,7 @@ pub mod formats;
 pub mod ingest;
 pub mod mqtt;
 pub mod pipeline;
+pub mod reader;
 pub mod replay;
 pub mod webhook;
 pub mod wire;
@@ -55,13 +62,14 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use locate::{LocateConfig, Medium};
 use model::{Geodetic, LocalFrame, Pulse, PulseId, Sensor, SensorId, UtcNanos, Weather};
-use store::{Db, IncidentRow, IncidentSave, SensorRow};
+use store::{Db, IncidentRow, IncidentSave, SensorRow, StoreError};
 use tokio::sync::{broadcast, Notify};
 
 use crate::address::Addresses;
 use crate::config::ServerConfig;
 use crate::doc::{AlertDoc, IncidentDoc};
 use crate::pipeline::{Associator, IncidentBuilder};
+use crate::reader::Reader;
 use crate::writer::Writer;
 
 /// What ingest did over one transport, for `/v1/health` and `/metrics`.
@@ -176,30 +184,28 @@ pub struct App {
     pub frame: LocalFrame,
     pub sensors: HashMap<String, SensorEntry>,
     pub writer: Writer,
-    pub reader: Mutex<Db>,
+    pub reader: Reader,
     pub counters: Counters,
-    pub pipeline: Mutex<mpsc::Sender<Vec<Pulse>>>,
+    /// Accepted pulses to the pipeline thread; taken at [`Running::stop`] so
+    /// the thread ends.
+    pub pipeline: Mutex<Option<mpsc::Sender<Vec<Pulse>>>>,
     pub alerts: broadcast::Sender<AlertDoc>,
     pub addresses: Option<Addresses>,
     pub webhook_wake: Notify,
 }
 
 impl App {
-    /// Runs a read query on the read connection, off the async runtime.
+    /// Runs a read query on the read connection, off the async runtime (on
+    /// the [`reader`] thread).
     pub async fn read<T: Send + 'static>(
-        self: &Arc<Self>,
-        f: impl FnOnce(&Db) -> Result<T, store::StoreError> + Send + 'static,
+        &self,
+        f: impl FnOnce(&Db) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, api::ApiError> {
-        let app = Arc::clone(self);
-        tokio::task::spawn_blocking(move || {
-            let db = app
-                .reader
-                .lock()
-                .map_err(|_| api::ApiError::Internal("reader poisoned".into()))?;
-            f(&db).map_err(|e| api::ApiError::Internal(e.to_string()))
-        })
-        .await
-        .map_err(|e| api::ApiError::Internal(e.to_string()))?
+        self.reader
+            .read(f)
+            .await
+            .map_err(|e| api::ApiError::Internal(e.to_string()))?
+            .map_err(|e| api::ApiError::Internal(e.to_string()))
     }
 }
 
@@ -208,23 +214,44 @@ impl App {
 pub struct Running {
     pub addr: SocketAddr,
     pub app: Arc<App>,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    shutdown: tokio::sync::oneshot::Sender<()>,
     task: tokio::task::JoinHandle<()>,
+    pipeline: std::thread::JoinHandle<()>,
+    webhooks: tokio::task::JoinHandle<()>,
     mqtt: Option<mqtt::MqttSource>,
 }
 
 impl Running {
     /// Stops accepting requests and waits for in-flight ones (MQTT first: its
     /// messages in flight are committed and acknowledged, later ones stay queued
-    /// at the broker).
-    pub async fn stop(mut self) {
-        if let Some(mqtt) = self.mqtt.take() {
+    /// at the broker), lets the pipeline finish the pulses it was given, stops
+    /// the webhook worker (a delivery cut short stays in the outbox and goes
+    /// again, with the same id, after a restart), and closes the database
+    /// connections. When it returns, this server writes nothing more, so another
+    /// may start on the same database.
+    pub async fn stop(self) {
+        let Running {
+            app,
+            shutdown,
+            task,
+            pipeline,
+            webhooks,
+            mqtt,
+            ..
+        } = self;
+        if let Some(mqtt) = mqtt {
             mqtt.stop().await;
         }
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
+        let _ = shutdown.send(());
+        let _ = task.await;
+        if let Ok(mut tx) = app.pipeline.lock() {
+            tx.take();
         }
-        let _ = self.task.await;
+        let _ = tokio::task::spawn_blocking(move || pipeline.join()).await;
+        webhooks.abort();
+        let _ = webhooks.await;
+        app.writer.close().await;
+        app.reader.close().await;
     }
 
     /// Serves until the task ends (Ctrl-C handling is the caller's).
@@ -241,7 +268,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
     config
         .validate()
         .map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
-    let writer = Writer::start(&config.database)?;
+    let writer = Writer::start(&config.database).await?;
     for s in &config.sensors {
         writer
             .sensor(SensorRow {
@@ -254,8 +281,8 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
             .await
             .map_err(|e| anyhow::anyhow!(e))?;
     }
-    let reader = Db::open_sqlite(&config.database)?;
-    let rows = reader.sensors()?;
+    let reader = Reader::start(&config.database).await?;
+    let rows = reader.read(|db| db.sensors()).await??;
     anyhow::ensure!(
         !rows.is_empty(),
         "no sensors registered: list them in the configuration's [[sensors]]"
@@ -309,7 +336,12 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
     let locate_config = LocateConfig::default();
     let mut associator = Associator::new(model_sensors, medium, locate_config.clone());
     let mut builder = IncidentBuilder::new(locate_config);
-    restore(&reader, &mut associator, &mut builder)?;
+    let (associator, builder) = reader
+        .read(move |db| {
+            restore(db, &mut associator, &mut builder)?;
+            anyhow::Ok((associator, builder))
+        })
+        .await??;
 
     let (pipeline_tx, pipeline_rx) = mpsc::channel();
     let (alerts, _) = broadcast::channel(4096);
@@ -322,20 +354,20 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
         frame,
         sensors,
         writer,
-        reader: Mutex::new(reader),
+        reader,
         counters: Counters::default(),
-        pipeline: Mutex::new(pipeline_tx),
+        pipeline: Mutex::new(Some(pipeline_tx)),
         alerts,
         addresses,
         webhook_wake: Notify::new(),
     });
-    {
+    let pipeline = {
         let app = Arc::clone(&app);
         std::thread::Builder::new()
             .name("pipeline".into())
-            .spawn(move || run_pipeline(app, pipeline_rx, associator, builder))?;
-    }
-    tokio::spawn(webhook::run(Arc::clone(&app)));
+            .spawn(move || run_pipeline(app, pipeline_rx, associator, builder))?
+    };
+    let webhooks = tokio::spawn(webhook::run(Arc::clone(&app)));
     let mqtt = match app.config.mqtt.clone() {
         Some(m) => Some(
             mqtt::MqttSource::start(Arc::clone(&app), m)
@@ -358,8 +390,10 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
     Ok(Running {
         addr,
         app,
-        shutdown: Some(shutdown_tx),
+        shutdown: shutdown_tx,
         task,
+        pipeline,
+        webhooks,
         mqtt,
     })
 }

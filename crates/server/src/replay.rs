@@ -11,7 +11,7 @@ use formats::{Frame, LocateInput};
 use model::{Geodetic, LocalFrame, Pulse};
 use rand::RngCore;
 
-use crate::config::{OriginConfig, SensorConfig, ServerConfig};
+use crate::config::{Database, OriginConfig, SensorConfig, ServerConfig};
 use crate::wire::{self, PulseV1, ReportV1};
 
 /// A folder ready to replay: sensors on the earth, pulses in time order.
@@ -56,9 +56,10 @@ pub fn read(path: &Path, origin: Option<Geodetic>) -> Result<ReplayInput, String
     })
 }
 
-/// A server configuration for these sensors, each with a fresh random key.
-pub fn server_config(input: &ReplayInput, database: &Path) -> ServerConfig {
-    let mut config = ServerConfig::new(database.to_path_buf());
+/// A server configuration for these sensors, each with a fresh random key, on
+/// `database` (an SQLite path, or a [`Database`] such as a PostgreSQL URL).
+pub fn server_config(input: &ReplayInput, database: impl Into<Database>) -> ServerConfig {
+    let mut config = ServerConfig::new(database);
     let o = input.frame.origin();
     config.origin = Some(OriginConfig {
         lat: o.lat_deg,

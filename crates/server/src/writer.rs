@@ -1,14 +1,20 @@
 //! The store sink: one thread owns the write connection and commits whatever has
 //! queued up in one transaction (group commit), so thousands of small reports a
 //! second cost a handful of fsyncs, and every caller hears back only after its
-//! data is on disk. Reads use separate connections (WAL lets them run beside it).
+//! data is on disk. Reads use a connection of their own ([`crate::reader`];
+//! SQLite's WAL and PostgreSQL's MVCC let it run beside this one).
+//!
+//! The connection is opened, used and closed on the writer thread only: the
+//! `postgres` client blocks on a runtime of its own, which panics on an async
+//! runtime's thread, and a plain thread keeps SQLite's fsyncs off it too.
 
-use std::path::Path;
 use std::sync::mpsc;
 use std::thread;
 
 use store::{Db, IncidentSave, ReportOutcome, ReportRow, SensorRow};
 use tokio::sync::oneshot;
+
+use crate::config::Database;
 
 /// Most reports committed in one transaction.
 const MAX_BATCH: usize = 2_000;
@@ -19,6 +25,8 @@ enum Command {
     Sensor(SensorRow, oneshot::Sender<Result<(), String>>),
     Delivered(i64, i64),
     DeliveryFailed(i64, i64, bool, String),
+    /// Finish what came before, close the connection, then answer.
+    Close(oneshot::Sender<()>),
 }
 
 /// A handle to the writer thread; cheap to clone.
@@ -34,14 +42,36 @@ impl std::fmt::Debug for Command {
 }
 
 impl Writer {
-    /// Opens the database (applying migrations) and starts the writer thread.
-    pub fn start(path: &Path) -> anyhow::Result<Writer> {
-        let db = Db::open_sqlite(path)?;
+    /// Starts the writer thread, which opens the database (applying
+    /// migrations); resolves once it is open.
+    pub async fn start(database: &Database) -> anyhow::Result<Writer> {
+        let database = database.clone();
+        let (opened_tx, opened) = oneshot::channel();
         let (tx, rx) = mpsc::channel();
         thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || run(db, rx))?;
+            .spawn(move || match database.open() {
+                Ok(db) => {
+                    let _ = opened_tx.send(Ok(()));
+                    run(db, rx);
+                }
+                Err(e) => {
+                    let _ = opened_tx.send(Err(e));
+                }
+            })?;
+        opened
+            .await
+            .map_err(|_| anyhow::anyhow!("store writer stopped while opening the database"))??;
         Ok(Writer { tx })
+    }
+
+    /// Commits everything sent before, closes the connection and stops the
+    /// thread; later calls answer "store writer stopped".
+    pub async fn close(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Command::Close(tx)).is_ok() {
+            let _ = rx.await;
+        }
     }
 
     /// Stores one report; resolves when it is committed.
@@ -86,10 +116,15 @@ fn run(mut db: Db, rx: mpsc::Receiver<Command>) {
     while let Ok(first) = rx.recv() {
         let mut reports = Vec::new();
         let mut others = Vec::new();
+        let mut close = None;
         let mut next = Some(first);
         while let Some(cmd) = next.take() {
             match cmd {
                 Command::Reports(r, reply) => reports.push((r, reply)),
+                Command::Close(reply) => {
+                    close = Some(reply);
+                    break;
+                }
                 other => others.push(other),
             }
             if reports.len() < MAX_BATCH {
@@ -130,8 +165,13 @@ fn run(mut db: Db, rx: mpsc::Receiver<Command>) {
                         eprintln!("shotfix serve: {e}");
                     }
                 }
-                Command::Reports(..) => {}
+                Command::Reports(..) | Command::Close(_) => {}
             }
+        }
+        if let Some(reply) = close {
+            drop(db);
+            let _ = reply.send(());
+            return;
         }
     }
 }

@@ -77,7 +77,7 @@ const FINAL_AFTER: Duration = Duration::from_secs(13);
 async fn replay_one(test: &Path) -> (Vec<(f64, f64, String)>, Vec<(f64, f64, String)>) {
     let dir = tempfile::tempdir().unwrap();
     let input = replay::read(test, Some(ORIGIN)).unwrap();
-    let config = replay::server_config(&input, &dir.path().join("s.db"));
+    let config = replay::server_config(&input, dir.path().join("s.db"));
     let keys = replay::keys(&config);
     let running = server::start(config).await.unwrap();
     let base = format!("http://{}", running.addr);
@@ -307,7 +307,7 @@ fn cap_schema() -> PathBuf {
 async fn alerts_reach_sse_and_webhooks_and_validate_as_cap_and_geojson() {
     let dir = tempfile::tempdir().unwrap();
     let input = replay::read(&pittsburgh().join("FP1/test_001"), Some(ORIGIN)).unwrap();
-    let mut config = replay::server_config(&input, &dir.path().join("s.db"));
+    let mut config = replay::server_config(&input, dir.path().join("s.db"));
     let (hook, delivered) = receiver().await;
     config.webhooks.push(server::config::WebhookConfig {
         url: hook,

@@ -134,7 +134,7 @@ async fn measure(input: replay::ReplayInput, dir: &Path) -> Result<LatencyReport
     );
     tokio::spawn(async move { axum::serve(listener, app).await });
 
-    let mut config = replay::server_config(&input, &dir.join("bench.db"));
+    let mut config = replay::server_config(&input, dir.join("bench.db").as_path());
     config.listen = "127.0.0.1:0".parse()?;
     config.webhooks = vec![WebhookConfig {
         url: format!("http://{hook_addr}/hook"),

@@ -13,6 +13,7 @@ mod output;
 mod serve_cmd;
 mod simulate_cmd;
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -83,6 +84,9 @@ enum Command {
         /// Instead of replaying, write a server configuration (fresh keys) for PATH's sensors.
         #[arg(long)]
         write_config: Option<PathBuf>,
+        /// With --write-config: the configuration's database, an SQLite file or a postgres:// URL (default shotfix.db).
+        #[arg(long, requires = "write_config")]
+        db: Option<OsString>,
         /// Anchor for a local frame: LAT,LON[,ALT_M].
         #[arg(long)]
         origin: Option<String>,
@@ -90,13 +94,13 @@ enum Command {
         #[arg(long, default_value_t = 1.0)]
         speed: f64,
     },
-    /// Start everything on SQLite: the server and a simulated city of sensors firing a scenario through the real ingest path.
+    /// Start everything: the server (on SQLite unless --db says otherwise) and a simulated city of sensors firing a scenario through the real ingest path.
     Demo {
         #[arg(long, default_value = "scenarios/two-shooters.toml")]
         scenario: PathBuf,
-        /// SQLite file (default: a temporary one).
+        /// SQLite file or postgres:// URL (default: a temporary SQLite file).
         #[arg(long)]
-        db: Option<PathBuf>,
+        db: Option<OsString>,
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: String,
         /// Play the scenario once, print health and stop.
@@ -176,6 +180,7 @@ fn main() -> ExitCode {
             mqtt_topic,
             config,
             write_config,
+            db,
             origin,
             speed,
         } => serve_cmd::replay(
@@ -184,6 +189,7 @@ fn main() -> ExitCode {
             mqtt.as_deref().map(|url| (url, mqtt_topic.as_str())),
             config.as_deref(),
             write_config.as_deref(),
+            db.as_deref(),
             origin.as_deref(),
             speed,
         ),

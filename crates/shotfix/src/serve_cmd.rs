@@ -1,11 +1,12 @@
 //! `shotfix serve`, `shotfix replay` and `shotfix demo`.
 
-use std::path::{Path, PathBuf};
+use std::ffi::{OsStr, OsString};
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{anyhow, Context, Result};
 use model::Geodetic;
-use server::config::ServerConfig;
+use server::config::{Database, ServerConfig};
 use server::replay;
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -66,20 +67,23 @@ pub fn parse_origin(text: &str) -> Result<Geodetic> {
 
 /// `shotfix replay PATH --server URL --config FILE [--origin] [--speed]` (or
 /// `--mqtt URL [--mqtt-topic FILTER]` instead of `--server`), or
-/// `--write-config FILE` to make a server configuration for PATH's sensors.
+/// `--write-config FILE [--db FILE|URL]` to make a server configuration for
+/// PATH's sensors.
 pub fn replay(
     path: &Path,
     server_url: Option<&str>,
     mqtt: Option<(&str, &str)>,
     config: Option<&Path>,
     write_config: Option<&Path>,
+    db: Option<&OsStr>,
     origin: Option<&str>,
     speed: f64,
 ) -> Result<()> {
     let origin = origin.map(parse_origin).transpose()?;
     let input = replay::read(path, origin).map_err(|e| anyhow!(e))?;
     if let Some(out) = write_config {
-        let config = replay::server_config(&input, Path::new("shotfix.db"));
+        let database = db.map_or_else(|| Database::from(Path::new("shotfix.db")), Database::parse);
+        let config = replay::server_config(&input, database);
         std::fs::write(out, config_toml(&config))
             .with_context(|| format!("write {}", out.display()))?;
         eprintln!(
@@ -122,11 +126,10 @@ pub fn replay(
 
 /// A server configuration as TOML text.
 pub fn config_toml(c: &ServerConfig) -> String {
-    let mut s = format!(
-        "listen = \"{}\"\ndatabase = \"{}\"\n",
-        c.listen,
-        c.database.display()
-    );
+    // The database as the file takes it back (a URL unchanged), quoted and
+    // escaped as a TOML string (a Windows path's backslashes, a URL's quotes).
+    let database = toml::Value::String(c.database.setting().into_owned());
+    let mut s = format!("listen = \"{}\"\ndatabase = {database}\n", c.listen);
     if let Some(o) = c.origin {
         s.push_str(&format!(
             "origin = {{ lat = {}, lon = {}, alt_m = {} }}\n",
@@ -157,12 +160,16 @@ pub fn config_toml(c: &ServerConfig) -> String {
     s
 }
 
-/// `shotfix demo`: the server on SQLite, and a simulated city of sensors
+/// `shotfix demo`: the server (on a temporary SQLite file unless `--db` names
+/// a file or a `postgres://` URL), and a simulated city of sensors
 /// playing a scenario through the real signed ingest path in real time, again
 /// and again (each pass moved to the present), until Ctrl-C.
-pub fn demo(scenario_path: &Path, db: Option<PathBuf>, listen: &str, once: bool) -> Result<()> {
+pub fn demo(scenario_path: &Path, db: Option<OsString>, listen: &str, once: bool) -> Result<()> {
     let dir = tempfile::tempdir().context("make a temporary folder")?;
-    let db = db.unwrap_or_else(|| dir.path().join("demo.db"));
+    let db = db.map_or_else(
+        || Database::from(dir.path().join("demo.db")),
+        Database::parse,
+    );
     let mut scenario = crate::simulate_cmd::load_scenario(scenario_path)?;
     scenario.output.audio = false;
     let scene =
@@ -170,7 +177,7 @@ pub fn demo(scenario_path: &Path, db: Option<PathBuf>, listen: &str, once: bool)
     let scene_dir = dir.path().join("scene");
     crate::simulate_cmd::write(&scene, &scene_dir)?;
     let input = replay::read(&scene_dir, None).map_err(|e| anyhow!(e))?;
-    let mut config = replay::server_config(&input, &db);
+    let mut config = replay::server_config(&input, db.clone());
     config.listen = listen
         .parse()
         .with_context(|| format!("--listen {listen}"))?;
@@ -183,7 +190,7 @@ pub fn demo(scenario_path: &Path, db: Option<PathBuf>, listen: &str, once: bool)
             "shotfix demo: {} sensors, scenario {}, database {}; Ctrl-C to stop",
             input.sensors.len(),
             scenario_path.display(),
-            db.display()
+            db
         );
         loop {
             let mut pass = input.clone();
@@ -213,4 +220,31 @@ pub fn demo(scenario_path: &Path, db: Option<PathBuf>, listen: &str, once: bool)
 async fn reqwest_get(url: &str) -> Result<serde_json::Value> {
     let text = server::http_get(url).await.map_err(|e| anyhow!(e))?;
     serde_json::from_str(&text).context("parse the server's answer")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_written_configuration_reads_back_with_its_database_unchanged() {
+        for database in [
+            Database::parse("postgres://shotfix:s3cr\"t@db.example:5432/shotfix"),
+            Database::parse("postgresql://shotfix@127.0.0.1/shotfix?connect_timeout=5"),
+            Database::parse(r"C:\shotfix\shotfix.db"),
+            Database::parse("shotfix.db"),
+        ] {
+            let mut config = ServerConfig::new(database.clone());
+            config.sensors.push(server::config::SensorConfig {
+                id: "S1".into(),
+                key: "00112233445566778899aabbccddeeff".into(),
+                lat: 40.0,
+                lon: -80.0,
+                alt_m: 1.0,
+            });
+            let text = config_toml(&config);
+            let back = ServerConfig::from_toml(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+            assert_eq!(back.database, database, "{text}");
+        }
+    }
 }

@@ -543,7 +543,7 @@ pub(crate) fn numbered_placeholders(sql: &str) -> String {
 /// The connection string with its password replaced by `***`, to name the
 /// database in messages: `postgres://user:***@host/db`, and `password=***` in a
 /// URL's query or the `key=value` form.
-pub(crate) fn redact(config: &str) -> String {
+pub fn redact(config: &str) -> String {
     let mut s = config.to_owned();
     if let Some(scheme_end) = s.find("://") {
         let rest = scheme_end + 3;

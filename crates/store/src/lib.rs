@@ -45,7 +45,7 @@ use std::path::Path;
 use backend::{args, Arg, Conn, Dialect, Row};
 use rusqlite::Connection;
 
-pub use backend::DbError;
+pub use backend::{redact, DbError};
 pub use migrations::MIGRATIONS;
 
 /// What can go wrong with storage. Messages are one line and name the

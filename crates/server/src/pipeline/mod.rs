@@ -664,10 +664,18 @@ pub fn signature(shots: &[Shot]) -> String {
 }
 
 /// [`signature`] from (t ns, x, y, pulse ids) per shot.
+///
+/// Positions are first rounded to the millimetre, as the stored document
+/// keeps them, and only then to the centimetre: rounding the exact value and
+/// the stored one straight to centimetres can differ by one (1.2349 gives
+/// 1.23, its stored 1.235 gives 1.24), which made a restart publish an
+/// unchanged incident again as an update.
 pub fn shot_signature(shots: impl Iterator<Item = (i64, f64, f64, Vec<String>)>) -> String {
+    let mm = |v: f64| (v * 1e3).round() / 1e3;
     let mut out = String::new();
     for (t, x, y, mut pulses) in shots {
         pulses.sort();
+        let (x, y) = (mm(x), mm(y));
         out.push_str(&format!("{t}:{x:.2}:{y:.2}:{};", pulses.join(",")));
     }
     out

@@ -84,3 +84,36 @@ fn a_rerun_that_finds_the_same_shots_writes_no_version() {
     assoc.push(pulses);
     assert!(builder.apply(assoc.run()).is_empty());
 }
+
+#[test]
+fn a_stored_document_has_the_signature_of_the_shots_it_was_built_from() {
+    // After a restart the builder compares what it finds again with the
+    // signature of the stored document (positions rounded to the millimetre
+    // there): equal shots must compare equal, even a coordinate next to a
+    // centimetre's rounding boundary.
+    let (sensors, pulses) = setup();
+    let config = LocateConfig::default();
+    let mut assoc = Associator::new(sensors, Medium::still(343.0), config.clone());
+    let mut builder = IncidentBuilder::new(config);
+    assoc.push(pulses);
+    let version = builder.apply(assoc.run()).pop().unwrap();
+    let frame = model::LocalFrame::new(model::Geodetic {
+        lat_deg: 40.44,
+        lon_deg: -80.0,
+        alt_m: 250.0,
+    });
+    for (x, y) in [
+        (1.2349, -0.0051),
+        (-11452.5649, 3651.9749),
+        (0.0049, 2.675),
+        (120.0, -80.0),
+    ] {
+        let mut v = version.clone();
+        v.shots[0].position.x = x;
+        v.shots[0].position.y = y;
+        let doc = crate::doc::IncidentDoc::build(&v, &frame, None);
+        let stored: crate::doc::IncidentDoc =
+            serde_json::from_str(&serde_json::to_string(&doc).unwrap()).unwrap();
+        assert_eq!(stored.signature(), signature(&v.shots), "x {x}, y {y}");
+    }
+}
