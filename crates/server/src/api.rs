@@ -440,13 +440,18 @@ async fn feed(app: Arc<App>, after: i64) -> impl Stream<Item = AlertDoc> {
     let mut last = backlog
         .last()
         .map_or(if after == i64::MAX { 0 } else { after }, |a| a.seq);
-    stream::iter(backlog).chain(live.filter(move |a| {
-        let fresh = a.seq > last;
-        if fresh {
-            last = a.seq;
-        }
-        async move { fresh }
-    }))
+    let mut stopping = app.stopping.subscribe();
+    stream::iter(backlog)
+        .chain(live.filter(move |a| {
+            let fresh = a.seq > last;
+            if fresh {
+                last = a.seq;
+            }
+            async move { fresh }
+        }))
+        .take_until(async move {
+            let _ = stopping.wait_for(|s| *s).await;
+        })
 }
 
 async fn alerts_sse(

@@ -103,6 +103,12 @@ impl From<PathBuf> for Database {
     }
 }
 
+impl From<&PathBuf> for Database {
+    fn from(path: &PathBuf) -> Database {
+        Database::Sqlite(path.clone())
+    }
+}
+
 impl From<&Path> for Database {
     fn from(path: &Path) -> Database {
         Database::Sqlite(path.to_path_buf())

@@ -192,6 +192,9 @@ pub struct App {
     pub alerts: broadcast::Sender<AlertDoc>,
     pub addresses: Option<Addresses>,
     pub webhook_wake: Notify,
+    /// Set when the server stops: live feeds (SSE, WebSocket) end, so a
+    /// graceful shutdown does not wait on a dashboard left open.
+    pub stopping: tokio::sync::watch::Sender<bool>,
 }
 
 impl App {
@@ -242,6 +245,7 @@ impl Running {
         if let Some(mqtt) = mqtt {
             mqtt.stop().await;
         }
+        app.stopping.send_replace(true);
         let _ = shutdown.send(());
         let _ = task.await;
         if let Ok(mut tx) = app.pipeline.lock() {
@@ -360,6 +364,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
         alerts,
         addresses,
         webhook_wake: Notify::new(),
+        stopping: tokio::sync::watch::Sender::new(false),
     });
     let pipeline = {
         let app = Arc::clone(&app);

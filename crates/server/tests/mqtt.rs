@@ -657,7 +657,7 @@ async fn replaying_pittsburgh_over_mqtt_gives_the_same_shots_as_over_http() {
             url: url.clone(),
             client_id: name.clone(),
         };
-        let mut config = replay::server_config(&input, &dir.path().join("s.db"));
+        let mut config = replay::server_config(&input, dir.path().join("s.db"));
         // MQTT has no 429 to retry on: room for the whole test at once.
         config.limits.burst = 10_000.0;
         config.mqtt = Some(mqtt_config(&url, &name));
@@ -698,6 +698,9 @@ async fn replaying_pittsburgh_over_mqtt_gives_the_same_shots_as_over_http() {
         // transit; within the 1 m of one another, at the same instant
         // to the millisecond.
         let d = ((h.0 - m.0).powi(2) + (h.1 - m.1).powi(2)).sqrt();
-        assert!(d <= 1.0 && h.2[..23] == m.2[..23], "HTTP {h:?} vs MQTT {m:?}");
+        assert!(
+            d <= 1.0 && h.2[..23] == m.2[..23],
+            "HTTP {h:?} vs MQTT {m:?}"
+        );
     }
 }

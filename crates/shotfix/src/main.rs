@@ -6,6 +6,7 @@
 
 mod analyze_cmd;
 mod eval;
+mod eval_ingest;
 mod eval_latency;
 mod eval_sim;
 mod locate_cmd;
@@ -139,6 +140,23 @@ enum EvalCommand {
         #[arg(long)]
         csv: Option<PathBuf>,
     },
+    /// Sustained ingest into SQLite: signed HTTP reports as fast as the server
+    /// takes them, then a check that every acknowledged pulse is stored.
+    Ingest {
+        /// How long to send, seconds.
+        #[arg(long, default_value_t = 20.0)]
+        seconds: f64,
+        #[arg(long, default_value_t = 1000)]
+        sensors: usize,
+        #[arg(long, default_value_t = 20)]
+        pulses_per_report: usize,
+        /// Reports in flight at once.
+        #[arg(long, default_value_t = 64)]
+        in_flight: usize,
+        /// Print the results as JSON instead of a line.
+        #[arg(long)]
+        json: bool,
+    },
     /// Server latency under load: simulate SCENARIO's city of sensors, send its
     /// reports to a server in real time, and time each first alert from the last
     /// pulse its location needed to the SSE feed and a webhook receiver.
@@ -185,8 +203,7 @@ fn main() -> ExitCode {
             speed,
         } => serve_cmd::replay(
             &path,
-            server.as_deref(),
-            mqtt.as_deref().map(|url| (url, mqtt_topic.as_str())),
+            serve_cmd::replay_target(server, mqtt, mqtt_topic),
             config.as_deref(),
             write_config.as_deref(),
             db.as_deref(),
@@ -200,6 +217,13 @@ fn main() -> ExitCode {
             once,
         } => serve_cmd::demo(&scenario, db, &listen, once),
         Command::Eval(EvalCommand::Scenarios { dir, json }) => eval_sim::run(&dir, json),
+        Command::Eval(EvalCommand::Ingest {
+            seconds,
+            sensors,
+            pulses_per_report,
+            in_flight,
+            json,
+        }) => eval_ingest::run(seconds, sensors, pulses_per_report, in_flight, json),
         Command::Eval(EvalCommand::Latency { scenario, json }) => {
             eval_latency::run(&scenario, json)
         }

@@ -71,8 +71,7 @@ pub fn parse_origin(text: &str) -> Result<Geodetic> {
 /// PATH's sensors.
 pub fn replay(
     path: &Path,
-    server_url: Option<&str>,
-    mqtt: Option<(&str, &str)>,
+    target: Option<replay::Target>,
     config: Option<&Path>,
     write_config: Option<&Path>,
     db: Option<&OsStr>,
@@ -93,13 +92,8 @@ pub fn replay(
         );
         return Ok(());
     }
-    let target = match (server_url, mqtt) {
-        (Some(url), None) => replay::Target::Http(url.to_string()),
-        (None, Some((url, topic))) => replay::Target::Mqtt {
-            url: url.to_string(),
-            topic: topic.to_string(),
-        },
-        _ => return Err(anyhow!("replay needs --server URL (or --mqtt URL) and --config FILE (the server's, for the sensor keys), or --write-config FILE")),
+    let Some(target) = target else {
+        return Err(anyhow!("replay needs --server URL (or --mqtt URL) and --config FILE (the server's, for the sensor keys), or --write-config FILE"));
     };
     let Some(config) = config else {
         return Err(anyhow!("replay needs --server URL (or --mqtt URL) and --config FILE (the server's, for the sensor keys), or --write-config FILE"));
@@ -122,6 +116,20 @@ pub fn replay(
         stats.pulses, stats.reports, stats.retries
     );
     Ok(())
+}
+
+/// Where `shotfix replay` sends: `--server URL` or `--mqtt URL` (clap keeps
+/// the two apart); `None` without either.
+pub fn replay_target(
+    server: Option<String>,
+    mqtt: Option<String>,
+    topic: String,
+) -> Option<replay::Target> {
+    match (server, mqtt) {
+        (Some(url), None) => Some(replay::Target::Http(url)),
+        (None, Some(url)) => Some(replay::Target::Mqtt { url, topic }),
+        _ => None,
+    }
 }
 
 /// A server configuration as TOML text.

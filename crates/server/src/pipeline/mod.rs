@@ -69,12 +69,15 @@ pub struct Associator {
     fresh: BTreeSet<PulseId>,
     /// Sensor ids, for the push filter.
     known: BTreeSet<model::SensorId>,
+    /// The sensors' neighbour lists, built once per sensor list.
+    neighbours: locate::associate::Neighbours,
 }
 
 impl Associator {
     pub fn new(sensors: Vec<Sensor>, medium: Medium, config: LocateConfig) -> Associator {
         Associator {
             known: sensors.iter().map(|s| s.id.clone()).collect(),
+            neighbours: locate::associate::Neighbours::new(&sensors, &config),
             sensors,
             medium,
             config,
@@ -92,6 +95,7 @@ impl Associator {
             Some(s) => *s = sensor,
             None => self.sensors.push(sensor),
         }
+        self.neighbours = locate::associate::Neighbours::new(&self.sensors, &self.config);
     }
 
     /// Longest travel time from a shot to a sensor that can hear it, seconds.
@@ -158,10 +162,9 @@ impl Associator {
         }
         // Finalise what no sensor can add to any more, and forget old pulses.
         let final_before = newest.offset_by_seconds(-(self.reach_s() + LATENESS_S));
-        let (mut done, mut live): (Vec<LiveShot>, Vec<LiveShot>) =
-            std::mem::take(&mut self.live)
-                .into_iter()
-                .partition(|s| s.shot.t_emit < final_before);
+        let (mut done, mut live): (Vec<LiveShot>, Vec<LiveShot>) = std::mem::take(&mut self.live)
+            .into_iter()
+            .partition(|s| s.shot.t_emit < final_before);
         // Shots within one travel time of each other (and near enough to share
         // sensors) compete for the same pulses, so they are finalised together: a run of gunfire waits for its
         // last round (for at most MAX_DEFER_S; the alert never waits).
@@ -314,8 +317,9 @@ impl Associator {
             let shot = &self.live[i].shot;
             let fits = new_pulses.iter().any(|p| {
                 position.get(&p.sensor).is_some_and(|&at| {
-                    let predicted =
-                        shot.t_emit.offset_by_seconds(self.medium.travel_time(shot.position, at).0);
+                    let predicted = shot
+                        .t_emit
+                        .offset_by_seconds(self.medium.travel_time(shot.position, at).0);
                     p.t.seconds_since(predicted).abs() <= tol
                 })
             });
@@ -373,6 +377,7 @@ impl Associator {
                 set,
                 &self.medium,
                 &self.config,
+                &self.neighbours,
                 &completing,
                 &taken,
             );
