@@ -14,15 +14,18 @@
 
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use model::Geodetic;
 use serde_json::Value;
 use server::config::{MqttConfig, SensorConfig, ServerConfig};
 use server::mqtt::Publisher;
 use server::replay;
 use server::wire::{self, MqttEnvelopeV1};
+
+use common::{pittsburgh, settled, shots_of, ORIGIN};
 
 /// The broker the tests use.
 fn broker_url() -> String {
@@ -596,58 +599,11 @@ async fn the_source_reconnects_when_the_broker_goes_away_and_http_goes_on() {
     running.stop().await;
 }
 
-/// Pittsburgh, for anchoring the research layout's local frame.
-const ORIGIN: Geodetic = Geodetic {
-    lat_deg: 40.4406,
-    lon_deg: -79.9959,
-    alt_m: 250.0,
-};
-
-/// Waits until the incident list has not changed for `quiet`; returns its shots
-/// (x, y, time), in time order.
-async fn settled_shots(base: &str, quiet: Duration) -> Vec<(f64, f64, String)> {
-    let get = || async {
-        reqwest::get(format!("{base}/v1/incidents?limit=10000"))
-            .await
-            .unwrap()
-            .json::<Value>()
-            .await
-            .unwrap()
-    };
-    let mut last = get().await;
-    let mut since = Instant::now();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while since.elapsed() < quiet && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        let now = get().await;
-        if now != last {
-            last = now;
-            since = Instant::now();
-        }
-    }
-    let mut shots: Vec<(f64, f64, String)> = last["incidents"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|i| i["shots"].as_array().unwrap().clone())
-        .map(|s| {
-            (
-                s["x"].as_f64().unwrap(),
-                s["y"].as_f64().unwrap(),
-                s["t_utc"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect();
-    shots.sort_by(|a, b| a.2.cmp(&b.2));
-    shots
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replaying_pittsburgh_over_mqtt_gives_the_same_shots_as_over_http() {
     let url = broker_url();
     require_broker(&url);
-    let test = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/data/pittsburgh-dev/FP1/test_001");
+    let test = pittsburgh().join("FP1/test_001");
     let input = replay::read(&test, Some(ORIGIN)).unwrap();
     let mut shots = Vec::new();
     for over_mqtt in [false, true] {
@@ -686,7 +642,7 @@ async fn replaying_pittsburgh_over_mqtt_gives_the_same_shots_as_over_http() {
             c["mqtt_reports_accepted"],
             if over_mqtt { stats.reports } else { 0 }
         );
-        shots.push(settled_shots(&base, Duration::from_millis(1500)).await);
+        shots.push(shots_of(&settled(&base, Duration::from_millis(1500)).await));
         running.stop().await;
     }
     let (http, mqtt) = (&shots[0], &shots[1]);

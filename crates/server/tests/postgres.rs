@@ -24,17 +24,20 @@
 
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use model::Geodetic;
 use serde_json::Value;
 use server::config::{Database, ServerConfig, WebhookConfig};
 use server::replay::{self, ReplayInput};
+
+use common::{incidents, locate_shots, pittsburgh, settled, shots_of, ORIGIN};
 
 // ---- PostgreSQL databases ----------------------------------------------------
 
@@ -162,17 +165,6 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
 
 // ---- the data and the server's API -------------------------------------------
 
-fn pittsburgh() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/pittsburgh-dev")
-}
-
-/// Pittsburgh, for anchoring the research layout's local frame.
-const ORIGIN: Geodetic = Geodetic {
-    lat_deg: 40.4406,
-    lon_deg: -79.9959,
-    alt_m: 250.0,
-};
-
 async fn get(url: String) -> Value {
     let response = reqwest::get(&url).await.unwrap();
     assert!(
@@ -191,64 +183,6 @@ async fn get_text(url: String) -> String {
         response.status()
     );
     response.text().await.unwrap()
-}
-
-async fn incidents(base: &str) -> Value {
-    get(format!("{base}/v1/incidents?limit=10000")).await
-}
-
-/// Waits until the incident list has not changed for `quiet`.
-async fn settled(base: &str, quiet: Duration) -> Value {
-    let mut last = incidents(base).await;
-    let mut since = Instant::now();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while since.elapsed() < quiet && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        let now = incidents(base).await;
-        if now != last {
-            last = now;
-            since = Instant::now();
-        }
-    }
-    last
-}
-
-/// (x, y, t_utc) of every shot, in time order.
-fn shots_of(list: &Value) -> Vec<(f64, f64, String)> {
-    let mut out: Vec<(f64, f64, String)> = list["incidents"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|i| i["shots"].as_array().unwrap().clone())
-        .map(|s| {
-            (
-                s["x"].as_f64().unwrap(),
-                s["y"].as_f64().unwrap(),
-                s["t_utc"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect();
-    out.sort_by(|a, b| a.2.cmp(&b.2));
-    out
-}
-
-/// `locate`'s shots for a test folder, in its own local frame.
-fn locate_shots(test: &Path) -> Vec<(f64, f64, String)> {
-    let input = formats::read_locate_input(test).unwrap();
-    let set = locate::PulseSet::new(input.sensors, input.pulses).unwrap();
-    let out = locate::locate(
-        &set,
-        &locate::Medium::from_weather(&input.weather),
-        &locate::LocateConfig::default(),
-    );
-    let mut shots: Vec<(f64, f64, String)> = out
-        .incidents
-        .iter()
-        .flat_map(|i| &i.shots)
-        .map(|s| (s.position.x, s.position.y, s.t_emit.to_rfc3339()))
-        .collect();
-    shots.sort_by(|a, b| a.2.cmp(&b.2));
-    shots
 }
 
 /// Asserts two shot lists agree: same count, same times, within 1 m.

@@ -7,67 +7,16 @@
 
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use model::Geodetic;
 use serde_json::Value;
 use server::config::ServerConfig;
 use server::replay;
 
-fn pittsburgh() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/pittsburgh-dev")
-}
-
-/// Pittsburgh, for anchoring the research layout's local frame.
-const ORIGIN: Geodetic = Geodetic {
-    lat_deg: 40.4406,
-    lon_deg: -79.9959,
-    alt_m: 250.0,
-};
-
-async fn incidents(base: &str) -> Value {
-    reqwest::get(format!("{base}/v1/incidents?limit=10000"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
-/// Waits until the incident list has not changed for `quiet`.
-async fn settled(base: &str, quiet: Duration) -> Value {
-    let mut last = incidents(base).await;
-    let mut since = Instant::now();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while since.elapsed() < quiet && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        let now = incidents(base).await;
-        if now != last {
-            last = now;
-            since = Instant::now();
-        }
-    }
-    last
-}
-
-fn shots_of(v: &Value) -> Vec<(f64, f64, String)> {
-    let mut out: Vec<(f64, f64, String)> = v["incidents"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|i| i["shots"].as_array().unwrap().clone())
-        .map(|s| {
-            (
-                s["x"].as_f64().unwrap(),
-                s["y"].as_f64().unwrap(),
-                s["t_utc"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect();
-    out.sort_by(|a, b| a.2.cmp(&b.2));
-    out
-}
+use common::{locate_shots, pittsburgh, settled, shots_of, ORIGIN};
 
 /// Wall time after a replay until its shots are final.
 const FINAL_AFTER: Duration = Duration::from_secs(13);
@@ -89,20 +38,7 @@ async fn replay_one(test: &Path) -> (Vec<(f64, f64, String)>, Vec<(f64, f64, Str
     let got = shots_of(&settled(&base, Duration::from_millis(1500)).await);
     running.stop().await;
     // locate on the same folder, in the test's own local frame.
-    let li = formats::read_locate_input(test).unwrap();
-    let set = locate::PulseSet::new(li.sensors, li.pulses).unwrap();
-    let out = locate::locate(
-        &set,
-        &locate::Medium::from_weather(&li.weather),
-        &locate::LocateConfig::default(),
-    );
-    let mut want: Vec<(f64, f64, String)> = out
-        .incidents
-        .iter()
-        .flat_map(|i| &i.shots)
-        .map(|s| (s.position.x, s.position.y, s.t_emit.to_rfc3339()))
-        .collect();
-    want.sort_by(|a, b| a.2.cmp(&b.2));
+    let want = locate_shots(test);
     (got, want)
 }
 

@@ -1,0 +1,87 @@
+//! Helpers shared by the server's integration tests (`server.rs`, `mqtt.rs`,
+//! `postgres.rs`): the Pittsburgh data, the incident list as a server shows it,
+//! and `locate`'s answer on the same test folder.
+
+#![allow(dead_code, clippy::unwrap_used)] // each test file uses some of these
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use model::Geodetic;
+use serde_json::Value;
+
+/// The Pittsburgh live-fire tests beside the checkout.
+pub fn pittsburgh() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/pittsburgh-dev")
+}
+
+/// Pittsburgh, for anchoring the research layout's local frame.
+pub const ORIGIN: Geodetic = Geodetic {
+    lat_deg: 40.4406,
+    lon_deg: -79.9959,
+    alt_m: 250.0,
+};
+
+/// `GET /v1/incidents`, every incident.
+pub async fn incidents(base: &str) -> Value {
+    reqwest::get(format!("{base}/v1/incidents?limit=10000"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// Waits until the incident list has not changed for `quiet` (at most a minute).
+pub async fn settled(base: &str, quiet: Duration) -> Value {
+    let mut last = incidents(base).await;
+    let mut since = Instant::now();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while since.elapsed() < quiet && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let now = incidents(base).await;
+        if now != last {
+            last = now;
+            since = Instant::now();
+        }
+    }
+    last
+}
+
+/// (x, y, t_utc) of every shot of an incident list, in time order.
+pub fn shots_of(list: &Value) -> Vec<(f64, f64, String)> {
+    let mut out: Vec<(f64, f64, String)> = list["incidents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|i| i["shots"].as_array().unwrap().clone())
+        .map(|s| {
+            (
+                s["x"].as_f64().unwrap(),
+                s["y"].as_f64().unwrap(),
+                s["t_utc"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    out.sort_by(|a, b| a.2.cmp(&b.2));
+    out
+}
+
+/// `locate`'s shots for a test folder, in its own local frame, in time order.
+pub fn locate_shots(test: &Path) -> Vec<(f64, f64, String)> {
+    let input = formats::read_locate_input(test).unwrap();
+    let set = locate::PulseSet::new(input.sensors, input.pulses).unwrap();
+    let out = locate::locate(
+        &set,
+        &locate::Medium::from_weather(&input.weather),
+        &locate::LocateConfig::default(),
+    );
+    let mut shots: Vec<(f64, f64, String)> = out
+        .incidents
+        .iter()
+        .flat_map(|i| &i.shots)
+        .map(|s| (s.position.x, s.position.y, s.t_emit.to_rfc3339()))
+        .collect();
+    shots.sort_by(|a, b| a.2.cmp(&b.2));
+    shots
+}
