@@ -146,9 +146,11 @@ impl Associator {
         }
     }
 
-    /// Runs association if anything arrived since the last run, and returns what
-    /// changed. Final shots are dropped from the live set (their pulses leave the
-    /// pool) without a change: they already were published as they are.
+    /// Runs streaming association if anything arrived since the last run,
+    /// finalises the shots no sensor can add to any more, and returns what
+    /// changed. A final shot leaves the live set and its pulses the pool; it is
+    /// published again only if the final association moved it or changed its
+    /// pulses, and lost if that association does not find it.
     pub fn run(&mut self) -> Vec<ShotChange> {
         let Some(newest) = self.newest else {
             return Vec::new();
@@ -166,8 +168,9 @@ impl Associator {
             .into_iter()
             .partition(|s| s.shot.t_emit < final_before);
         // Shots within one travel time of each other (and near enough to share
-        // sensors) compete for the same pulses, so they are finalised together: a run of gunfire waits for its
-        // last round (for at most MAX_DEFER_S; the alert never waits).
+        // sensors) compete for the same pulses, so they are finalised together:
+        // a run of gunfire waits for its last round (for at most MAX_DEFER_S;
+        // the alert never waits).
         if let (Some(first), Some(last)) = (
             done.iter().map(|s| s.shot.t_emit).min(),
             done.iter().map(|s| s.shot.t_emit).max(),
