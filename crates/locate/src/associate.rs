@@ -64,6 +64,11 @@ const HYPOTHESIS_PULSES_PER_SENSOR: usize = 3;
 /// pulses were measured slower split (Pittsburgh 5.8 → 7.8 ms per test at 32).
 const PARALLEL_ANCHORS: usize = 256;
 
+/// The same for streaming association, whose anchors are a server's newest
+/// pulses in a window of tens of thousands under load, each costing about half
+/// a millisecond there: a run of a few dozen is worth splitting.
+const PARALLEL_NEW_ANCHORS: usize = 32;
+
 /// A proposed shot and its support.
 #[derive(Debug, Clone)]
 struct Hypothesis {
@@ -373,7 +378,12 @@ impl Search<'_> {
     /// machine's cores; the result is the same as one at a time.
     fn best_hypotheses(&self, anchors: &[usize]) -> Vec<(usize, Option<Hypothesis>)> {
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        if threads < 2 || anchors.len() < PARALLEL_ANCHORS {
+        let least = if self.backward {
+            PARALLEL_NEW_ANCHORS
+        } else {
+            PARALLEL_ANCHORS
+        };
+        if threads < 2 || anchors.len() < least {
             return anchors
                 .iter()
                 .map(|&a| (a, self.best_hypothesis(a)))
