@@ -415,3 +415,35 @@ fn replay_sends_over_http_or_mqtt_not_both() {
         );
     }
 }
+
+/// The ingest benchmark's own check: every acknowledged pulse is in the
+/// database. (Enough sensors that none passes its rate limit, which would show
+/// as failed reports.)
+#[test]
+fn eval_ingest_stores_every_acknowledged_pulse() {
+    let out = shotfix(&[
+        "eval",
+        "ingest",
+        "--seconds",
+        "1",
+        "--sensors",
+        "1000",
+        "--in-flight",
+        "8",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = json(&out);
+    assert!(r["pulses_acknowledged"].as_u64().unwrap() > 0, "{r}");
+    assert_eq!(
+        r["pulses_stored"].as_i64(),
+        r["pulses_acknowledged"].as_i64(),
+        "{r}"
+    );
+    assert_eq!(r["lost"], 0, "{r}");
+    assert_eq!(r["reports_failed"], 0, "{r}");
+}
