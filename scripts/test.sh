@@ -10,6 +10,35 @@ if [ ! -d ../shared/data/pittsburgh-dev ]; then
     exit 1
 fi
 
+echo "== services (PostgreSQL, Mosquitto) for the integration tests"
+# The PostgreSQL tests (crates/store/tests/postgres.rs, crates/server/tests/postgres.rs)
+# need the server on 127.0.0.1:5432; start the local cluster if it is down, then wait for it.
+pg_up() { pg_isready -q -h 127.0.0.1 -p 5432; }
+if command -v pg_isready >/dev/null && ! pg_up; then
+    if command -v pg_ctlcluster >/dev/null; then
+        pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start || true
+    fi
+    for _ in $(seq 30); do
+        pg_up && break
+        sleep 1
+    done
+    pg_up || echo "warning: PostgreSQL is not up on 127.0.0.1:5432; the PostgreSQL tests will fail" >&2
+fi
+
+# The MQTT ingest tests need a broker on 127.0.0.1:1883 (they fail without one):
+# start Mosquitto if nothing listens there and it is installed.
+if ! (exec 3<>/dev/tcp/127.0.0.1/1883) 2>/dev/null; then
+    if command -v mosquitto >/dev/null; then
+        mosquitto -d -c /etc/mosquitto/mosquitto.conf || echo "warning: could not start mosquitto" >&2
+        for _ in $(seq 50); do
+            (exec 3<>/dev/tcp/127.0.0.1/1883) 2>/dev/null && break
+            sleep 0.1
+        done
+    else
+        echo "warning: no MQTT broker on 127.0.0.1:1883 and no mosquitto to start: the MQTT tests will fail" >&2
+    fi
+fi
+
 echo "== format"
 cargo fmt --all -- --check
 
