@@ -25,7 +25,7 @@ use server::mqtt::Publisher;
 use server::replay;
 use server::wire::{self, MqttEnvelopeV1};
 
-use common::{pittsburgh, settled, shots_of, ORIGIN};
+use common::{counters, pittsburgh, settled, shots_of, ORIGIN};
 
 /// The broker the tests use.
 fn broker_url() -> String {
@@ -125,16 +125,6 @@ fn report(sensor: &str, id: &str) -> String {
 /// A signed envelope for `body`, as a sensor would publish it.
 fn envelope(key: &[u8], sensor: &str, timestamp_ms: i64, body: &str) -> Vec<u8> {
     MqttEnvelopeV1::sign(key, sensor, timestamp_ms, body.to_string()).to_payload()
-}
-
-async fn counters(base: &str) -> Value {
-    let health: Value = reqwest::get(format!("{base}/v1/health"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    health["counters"].clone()
 }
 
 /// Waits until `done` holds for the counters, or fails with `what`.

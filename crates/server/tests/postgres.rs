@@ -30,14 +30,15 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use server::config::{Database, ServerConfig, WebhookConfig};
 use server::replay::{self, ReplayInput};
 
-use common::{incidents, locate_shots, pittsburgh, settled, shots_of, ORIGIN};
+use common::{
+    incidents, locate_shots, pittsburgh, receiver, settled, shots_of, sse_text, Deliveries, ORIGIN,
+};
 
 // ---- PostgreSQL databases ----------------------------------------------------
 
@@ -279,34 +280,6 @@ fn first_alerts(s: &Stored) -> BTreeMap<String, usize> {
     out
 }
 
-/// Deliveries a webhook receiver got: (X-Shotfix-Delivery, body).
-type Deliveries = Arc<Mutex<Vec<(String, Value)>>>;
-
-/// A webhook receiver on a loopback port; returns its URL and what it got.
-async fn receiver() -> (String, Deliveries) {
-    use axum::http::HeaderMap;
-    use axum::routing::post;
-    let got: Deliveries = Arc::default();
-    let sink = got.clone();
-    let app = axum::Router::new().route(
-        "/hook",
-        post(move |headers: HeaderMap, body: String| {
-            let sink = sink.clone();
-            async move {
-                let id = headers["x-shotfix-delivery"].to_str().unwrap().to_string();
-                sink.lock()
-                    .unwrap()
-                    .push((id, serde_json::from_str::<Value>(&body).unwrap()));
-                "ok"
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hook", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (url, got)
-}
-
 /// Alert sequence numbers delivered, each once however often it was sent.
 fn delivered_seqs(got: &Deliveries) -> BTreeSet<i64> {
     got.lock()
@@ -431,21 +404,7 @@ fn alerts_reach_sse_and_webhooks_and_the_api_reads_postgres_back() {
         let running = server::start(config).await.unwrap();
         let base = format!("http://{}", running.addr);
         // An SSE subscriber from the start.
-        let sse = reqwest::get(format!("{base}/v1/alerts/stream"))
-            .await
-            .unwrap();
-        let sse_task = tokio::spawn(async move {
-            let mut sse = sse;
-            let mut text = String::new();
-            let deadline = Instant::now() + Duration::from_secs(20);
-            while Instant::now() < deadline {
-                match tokio::time::timeout(Duration::from_secs(3), sse.chunk()).await {
-                    Ok(Ok(Some(c))) => text.push_str(&String::from_utf8_lossy(&c)),
-                    _ => break,
-                }
-            }
-            text
-        });
+        let sse_task = sse_text(&base).await;
         let stats = replay::replay(&base, &keys, &input, 0.0).await.unwrap();
         let list = settled(&base, Duration::from_millis(1500)).await;
         let s = stored(&base).await;

@@ -16,7 +16,7 @@ use serde_json::Value;
 use server::config::ServerConfig;
 use server::replay;
 
-use common::{locate_shots, pittsburgh, settled, shots_of, ORIGIN};
+use common::{counters, locate_shots, pittsburgh, receiver, settled, shots_of, sse_text, ORIGIN};
 
 /// Wall time after a replay until its shots are final.
 const FINAL_AFTER: Duration = Duration::from_secs(13);
@@ -190,13 +190,7 @@ async fn bad_reports_are_refused_with_the_right_status_and_counted() {
         202,
         "S2 not starved"
     );
-    let health: Value = reqwest::get(format!("{base}/v1/health"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let c = &health["counters"];
+    let c = &counters(&base).await;
     assert_eq!(c["rejected_unauthenticated"], 1);
     assert_eq!(c["rejected_forged"], 1);
     assert_eq!(c["rejected_replayed"], 1);
@@ -205,29 +199,6 @@ async fn bad_reports_are_refused_with_the_right_status_and_counted() {
     assert_eq!(c["rejected_rate_limited"], limited);
     assert_eq!(c["reports_duplicate"], 1);
     running.stop().await;
-}
-
-/// A webhook receiver: collects the bodies it is sent.
-async fn receiver() -> (String, std::sync::Arc<std::sync::Mutex<Vec<Value>>>) {
-    use axum::routing::post;
-    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let sink = got.clone();
-    let app = axum::Router::new().route(
-        "/hook",
-        post(move |body: String| {
-            let sink = sink.clone();
-            async move {
-                sink.lock()
-                    .unwrap()
-                    .push(serde_json::from_str::<Value>(&body).unwrap());
-                "ok"
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hook", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (url, got)
 }
 
 /// The CAP 1.2 schema, fetched by scripts/test.sh (see scripts/fetch-cap-schema.sh).
@@ -253,21 +224,7 @@ async fn alerts_reach_sse_and_webhooks_and_validate_as_cap_and_geojson() {
     let running = server::start(config).await.unwrap();
     let base = format!("http://{}", running.addr);
     // An SSE subscriber from the start.
-    let sse = reqwest::get(format!("{base}/v1/alerts/stream"))
-        .await
-        .unwrap();
-    let sse_task = tokio::spawn(async move {
-        let mut sse = sse;
-        let mut text = String::new();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            match tokio::time::timeout(Duration::from_secs(3), sse.chunk()).await {
-                Ok(Ok(Some(c))) => text.push_str(&String::from_utf8_lossy(&c)),
-                _ => break,
-            }
-        }
-        text
-    });
+    let sse_task = sse_text(&base).await;
     replay::replay(&base, &keys, &input, 0.0).await.unwrap();
     let list = settled(&base, Duration::from_millis(1500)).await;
     let alerts: Value = reqwest::get(format!("{base}/v1/alerts"))
@@ -287,7 +244,7 @@ async fn alerts_reach_sse_and_webhooks_and_validate_as_cap_and_geojson() {
         .lock()
         .unwrap()
         .iter()
-        .map(|d| d["seq"].as_i64().unwrap_or(0))
+        .map(|(_, d)| d["seq"].as_i64().unwrap_or(0))
         .collect();
     seqs.sort();
     seqs.dedup();

@@ -5,6 +5,7 @@
 #![allow(dead_code, clippy::unwrap_used)] // each test file uses some of these
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use model::Geodetic;
@@ -84,4 +85,63 @@ pub fn locate_shots(test: &Path) -> Vec<(f64, f64, String)> {
         .collect();
     shots.sort_by(|a, b| a.2.cmp(&b.2));
     shots
+}
+
+/// `/v1/health`'s counters.
+pub async fn counters(base: &str) -> Value {
+    let health: Value = reqwest::get(format!("{base}/v1/health"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    health["counters"].clone()
+}
+
+/// Webhook deliveries received: (`X-Shotfix-Delivery` id, body).
+pub type Deliveries = Arc<Mutex<Vec<(String, Value)>>>;
+
+/// A webhook receiver on a loopback port; returns its URL and what it got.
+pub async fn receiver() -> (String, Deliveries) {
+    use axum::http::HeaderMap;
+    use axum::routing::post;
+    let got: Deliveries = Arc::default();
+    let sink = got.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        post(move |headers: HeaderMap, body: String| {
+            let sink = sink.clone();
+            async move {
+                let id = headers["x-shotfix-delivery"].to_str().unwrap().to_string();
+                sink.lock()
+                    .unwrap()
+                    .push((id, serde_json::from_str::<Value>(&body).unwrap()));
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, got)
+}
+
+/// Subscribes to the SSE alert feed now; the task returns the text received
+/// until the feed is quiet for 3 s (or 20 s have passed).
+pub async fn sse_text(base: &str) -> tokio::task::JoinHandle<String> {
+    let sse = reqwest::get(format!("{base}/v1/alerts/stream"))
+        .await
+        .unwrap();
+    tokio::spawn(async move {
+        let mut sse = sse;
+        let mut text = String::new();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            match tokio::time::timeout(Duration::from_secs(3), sse.chunk()).await {
+                Ok(Ok(Some(c))) => text.push_str(&String::from_utf8_lossy(&c)),
+                _ => break,
+            }
+        }
+        text
+    })
 }
