@@ -155,6 +155,25 @@ pub async fn replay_to(
     Ok(stats)
 }
 
+/// A sensor's `POST /v1/reports` of `body`, signed now with its key (the
+/// headers of docs/server.md), ready to send.
+pub fn post_signed(
+    client: &reqwest::Client,
+    url: &str,
+    key: &[u8],
+    sensor: &str,
+    body: String,
+) -> reqwest::RequestBuilder {
+    let ts = crate::ingest::now_ms();
+    client
+        .post(url)
+        .header("content-type", "application/json")
+        .header(wire::SENSOR_HEADER, sensor)
+        .header(wire::TIMESTAMP_HEADER, ts.to_string())
+        .header(wire::SIGNATURE_HEADER, wire::sign(key, ts, body.as_bytes()))
+        .body(body)
+}
+
 /// The reports a replay sends, in time order, each with the time its first
 /// pulse was heard: per sensor, pulses within [`BATCH_S`] of the report's first.
 pub fn reports(input: &ReplayInput) -> Vec<(model::UtcNanos, ReportV1)> {
@@ -238,14 +257,7 @@ impl Sender {
             Sender::Http { client, url } => {
                 let mut attempt = 0;
                 loop {
-                    let ts = crate::ingest::now_ms();
-                    let sent = client
-                        .post(url.as_str())
-                        .header("content-type", "application/json")
-                        .header(wire::SENSOR_HEADER, &report.sensor)
-                        .header(wire::TIMESTAMP_HEADER, ts.to_string())
-                        .header(wire::SIGNATURE_HEADER, wire::sign(key, ts, body.as_bytes()))
-                        .body(body.clone())
+                    let sent = post_signed(client, url, key, &report.sensor, body.clone())
                         .send()
                         .await;
                     match sent {

@@ -146,14 +146,7 @@ async fn measure(
                 let Ok(body) = serde_json::to_string(&report) else {
                     continue;
                 };
-                let ts = server::ingest::now_ms();
-                let ok = client
-                    .post(&url)
-                    .header("content-type", "application/json")
-                    .header(wire::SENSOR_HEADER, sensor)
-                    .header(wire::TIMESTAMP_HEADER, ts.to_string())
-                    .header(wire::SIGNATURE_HEADER, wire::sign(key, ts, body.as_bytes()))
-                    .body(body)
+                let ok = server::replay::post_signed(&client, &url, key, sensor, body)
                     .send()
                     .await
                     .is_ok_and(|r| r.status() == reqwest::StatusCode::ACCEPTED);

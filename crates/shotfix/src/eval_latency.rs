@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use serde_json::Value;
 use server::config::WebhookConfig;
-use server::{replay, wire};
+use server::replay;
 
 /// Reports in flight at once, at most: a city's sensors send independently; the
 /// cap only keeps the benchmark's own socket count sane.
@@ -94,11 +94,7 @@ pub fn run(path: &Path, json: bool) -> Result<()> {
     };
     let input = replay::read(&scene_dir, None).map_err(anyhow::Error::msg)?;
     let name = scene_name(&scene_dir)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("start the async runtime")?;
-    let mut report = runtime.block_on(measure(input, dir.path()))?;
+    let mut report = crate::serve_cmd::runtime()?.block_on(measure(input, dir.path()))?;
     report.scenario = name;
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -236,17 +232,7 @@ async fn measure(input: replay::ReplayInput, dir: &Path) -> Result<LatencyReport
             refused.clone(),
         );
         tokio::spawn(async move {
-            let ts = server::ingest::now_ms();
-            let ok = client
-                .post(url)
-                .header("content-type", "application/json")
-                .header(wire::SENSOR_HEADER, sensor)
-                .header(wire::TIMESTAMP_HEADER, ts.to_string())
-                .header(
-                    wire::SIGNATURE_HEADER,
-                    wire::sign(&key, ts, body.as_bytes()),
-                )
-                .body(body)
+            let ok = replay::post_signed(&client, &url, &key, &sensor, body)
                 .send()
                 .await
                 .is_ok_and(|r| r.status().is_success());

@@ -9,7 +9,7 @@ use model::Geodetic;
 use server::config::{Database, ServerConfig};
 use server::replay;
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
+pub fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -46,6 +46,22 @@ pub struct LiveShot {
     pub pulses: BTreeSet<PulseId>,
 }
 
+impl LiveShot {
+    /// A followed shot under `key`, with the pulses its arrivals used.
+    fn new(key: String, shot: Shot) -> LiveShot {
+        let pulses = shot.arrivals.iter().map(|a| a.pulse.clone()).collect();
+        LiveShot { key, shot, pulses }
+    }
+
+    /// Whether `other` says the same as this: the same pulses, emission time,
+    /// and position to the centimetre (a re-run that found the same thing).
+    fn same_as(&self, other: &LiveShot) -> bool {
+        self.pulses == other.pulses
+            && self.shot.t_emit == other.shot.t_emit
+            && self.shot.position.distance(other.shot.position) <= 0.01
+    }
+}
+
 /// What one association run changed.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ShotChange {
@@ -267,32 +283,44 @@ impl Associator {
         let mut consumed: BTreeSet<PulseId> =
             done.iter().flat_map(|s| s.pulses.iter().cloned()).collect();
         for shot in found {
-            let pulses: BTreeSet<PulseId> = shot.arrivals.iter().map(|a| a.pulse.clone()).collect();
+            let mut next = LiveShot::new(String::new(), shot);
             let best = old
                 .iter()
                 .enumerate()
-                .map(|(i, o)| (i, o.pulses.intersection(&pulses).count()))
+                .map(|(i, o)| (i, o.pulses.intersection(&next.pulses).count()))
                 .filter(|&(_, n)| n > 0)
                 .max_by_key(|&(i, n)| (n, std::cmp::Reverse(i)));
-            let key = match best {
+            next.key = match best {
                 Some((i, _)) => {
                     let previous = old.swap_remove(i);
-                    if previous.pulses == pulses
-                        && previous.shot.position.distance(shot.position) <= 0.01
-                        && previous.shot.t_emit == shot.t_emit
-                    {
+                    if previous.same_as(&next) {
                         continue;
                     }
                     previous.key.clone()
                 }
-                None if shot.t_emit >= lo && shot.t_emit <= hi => new_key(&shot),
+                None if next.shot.t_emit >= lo && next.shot.t_emit <= hi => new_key(&next.shot),
                 None => continue,
             };
-            consumed.extend(pulses.iter().cloned());
-            changes.push(ShotChange::Upsert(LiveShot { key, shot, pulses }));
+            consumed.extend(next.pulses.iter().cloned());
+            changes.push(ShotChange::Upsert(next));
         }
         changes.extend(old.into_iter().map(|o| ShotChange::Lost(o.key.clone())));
         (changes, consumed)
+    }
+
+    /// Which of a window's `n` pulses (`index`: id → position) the followed
+    /// shots hold, but for the shot at `except`.
+    fn held(&self, n: usize, index: &HashMap<&PulseId, usize>, except: Option<usize>) -> Vec<bool> {
+        let mut taken = vec![false; n];
+        for (j, shot) in self.live.iter().enumerate() {
+            if Some(j) == except {
+                continue;
+            }
+            for k in shot.pulses.iter().filter_map(|p| index.get(p)) {
+                taken[*k] = true;
+            }
+        }
+        taken
     }
 
     /// One streaming step over the window `set`, with `fresh` the pulses that
@@ -329,16 +357,7 @@ impl Associator {
             if !fits {
                 continue;
             }
-            let mut taken = vec![false; set.pulses().len()];
-            for (j, other) in self.live.iter().enumerate() {
-                if j != i {
-                    for p in &other.pulses {
-                        if let Some(&k) = index.get(p) {
-                            taken[k] = true;
-                        }
-                    }
-                }
-            }
+            let taken = self.held(set.pulses().len(), &index, Some(i));
             let Some(shot) = locate::associate::refine_shot(
                 set,
                 &self.medium,
@@ -348,27 +367,13 @@ impl Associator {
             ) else {
                 continue; // keeps what it had; finalisation has the last word
             };
-            let pulses: BTreeSet<PulseId> = shot.arrivals.iter().map(|a| a.pulse.clone()).collect();
-            let old = &self.live[i];
-            if pulses != old.pulses
-                || shot.position.distance(old.shot.position) > 0.01
-                || shot.t_emit != old.shot.t_emit
-            {
-                let next = LiveShot {
-                    key: old.key.clone(),
-                    shot,
-                    pulses,
-                };
+            let next = LiveShot::new(self.live[i].key.clone(), shot);
+            if !next.same_as(&self.live[i]) {
                 changes.push(ShotChange::Upsert(next.clone()));
                 self.live[i] = next;
             }
         }
-        let mut taken = vec![false; set.pulses().len()];
-        for p in self.live.iter().flat_map(|s| &s.pulses) {
-            if let Some(&k) = index.get(p) {
-                taken[k] = true;
-            }
-        }
+        let taken = self.held(set.pulses().len(), &index, None);
         let completing: Vec<bool> = set
             .pulses()
             .iter()
@@ -385,11 +390,7 @@ impl Associator {
                 &taken,
             );
             for shot in found {
-                let next = LiveShot {
-                    key: new_key(&shot),
-                    pulses: shot.arrivals.iter().map(|a| a.pulse.clone()).collect(),
-                    shot,
-                };
+                let next = LiveShot::new(new_key(&shot), shot);
                 changes.push(ShotChange::Upsert(next.clone()));
                 self.live.push(next);
             }
