@@ -38,6 +38,12 @@ pub fn run(
     in_flight: usize,
     json: bool,
 ) -> Result<()> {
+    if !(seconds.is_finite() && seconds > 0.0 && seconds <= 86_400.0) {
+        anyhow::bail!("--seconds {seconds}: must be a number of seconds in (0, 86400]");
+    }
+    if sensors == 0 || pulses_per_report == 0 || in_flight == 0 {
+        anyhow::bail!("--sensors, --pulses-per-report and --in-flight must each be at least 1");
+    }
     let dir = tempfile::tempdir().context("create a temporary directory")?;
     let db = dir.path().join("ingest.db");
     let runtime = tokio::runtime::Builder::new_multi_thread()

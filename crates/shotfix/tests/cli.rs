@@ -447,3 +447,22 @@ fn eval_ingest_stores_every_acknowledged_pulse() {
     assert_eq!(r["lost"], 0, "{r}");
     assert_eq!(r["reports_failed"], 0, "{r}");
 }
+
+/// Nonsense benchmark settings are a one-line error, not a panic.
+#[test]
+fn eval_ingest_refuses_bad_settings() {
+    for args in [
+        &["--seconds", "nan"][..],
+        &["--seconds", "inf"],
+        &["--seconds", "0"],
+        &["--in-flight", "0"],
+    ] {
+        let mut all = vec!["eval", "ingest"];
+        all.extend_from_slice(args);
+        let out = shotfix(&all);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
+        assert!(err.contains("must"), "{args:?}: {err}");
+    }
+}
