@@ -10,6 +10,19 @@ if [ ! -d ../shared/data/pittsburgh-dev ]; then
     exit 1
 fi
 
+# Tests find ../shared/data through env!("CARGO_MANIFEST_DIR"), fixed at compile
+# time. A build directory shared with a checkout at another path can hold test
+# binaries that cargo sees as fresh but that point into that other checkout, so
+# when the checkout changes, this workspace's own crates are rebuilt (not the
+# dependencies).
+mark="$CARGO_TARGET_DIR/.shotfix-checkout"
+if [ -d "$CARGO_TARGET_DIR" ] && [ "$(cat "$mark" 2>/dev/null)" != "$PWD" ]; then
+    echo "== build directory last used by another checkout: rebuilding this workspace's crates"
+    cargo clean --release $(cargo metadata --no-deps --format-version 1 \
+        | python3 -c 'import json,sys; print(" ".join("-p " + p["name"] for p in json.load(sys.stdin)["packages"]))')
+fi
+mkdir -p "$CARGO_TARGET_DIR" && echo "$PWD" > "$mark"
+
 echo "== services (PostgreSQL, Mosquitto) for the integration tests"
 # The PostgreSQL tests (crates/store/tests/postgres.rs, crates/server/tests/postgres.rs)
 # need the server on 127.0.0.1:5432; start the local cluster if it is down, then wait for it.
