@@ -69,6 +69,33 @@ const PARALLEL_ANCHORS: usize = 256;
 /// a millisecond there: a run of a few dozen is worth splitting.
 const PARALLEL_NEW_ANCHORS: usize = 32;
 
+/// How far from the false-alarm budget a hypothesis's best-case significance
+/// may be and still be refined ([`Search::could_be_significant`]): a factor
+/// of 10⁵, about what three or four more supporting sensors are worth where
+/// sensors hear a pulse every second or so. (Measured: of the shots accepted
+/// on Pittsburgh FP1–FP4 and a simulated busy city, the least promising
+/// hypothesis was 30 times inside this margin; 97 % of the busy city's
+/// chance alignments fall outside it and are not refined.)
+const REFINE_MARGIN: f64 = 1e5;
+
+/// How many hypotheses each anchor's search scored, for the look-elsewhere
+/// correction of the significance test.
+struct Trials {
+    /// By pulse; zero for pulses that were never anchors.
+    per_pulse: Vec<usize>,
+    /// The anchors, in time order (pulse indices are).
+    anchors: Vec<usize>,
+}
+
+/// A neighbour of an anchor's sensor, as hypothesis scoring reads it.
+#[derive(Debug, Clone, Copy)]
+struct Near {
+    position: model::Point3,
+    sensor: usize,
+    /// From the anchor's sensor, metres.
+    distance_m: f64,
+}
+
 /// A proposed shot and its support.
 #[derive(Debug, Clone)]
 struct Hypothesis {
@@ -96,6 +123,8 @@ struct Search<'a> {
     used: Vec<bool>,
     /// Per sensor: other reporting sensors within 2 × max range, nearest first, with distances.
     neighbours: Cow<'a, [Vec<(usize, f64)>]>,
+    /// The sensors by place, to find those within range of a point.
+    grid: Cow<'a, SensorGrid>,
     /// Anchors are the latest arrival of their hypothesis (streaming), not the first.
     backward: bool,
 }
@@ -141,10 +170,13 @@ pub fn find_shots_completed_by(
 /// (for a streaming server: when new arrivals fit it). Pulses marked in `taken`
 /// belong to other shots and are not gathered. `None` if fewer than the minimum
 /// number of sensors still agree with it.
+///
+/// `neighbours` are as for [`find_shots_completed_by`].
 pub fn refine_shot(
     set: &PulseSet,
     medium: &Medium,
     config: &LocateConfig,
+    neighbours: &Neighbours,
     shot: &Shot,
     taken: &[bool],
 ) -> Option<Shot> {
@@ -157,6 +189,7 @@ pub fn refine_shot(
             .map(|i| taken.get(i).copied().unwrap_or(false))
             .collect(),
         neighbours: Cow::Owned(Vec::new()),
+        grid: neighbours.grid_for(set, config),
         backward: false,
     };
     let candidate = Candidate {
@@ -195,26 +228,36 @@ fn search_shots(
             }
             _ => Cow::Owned(neighbours(set, config)),
         },
+        grid: match streaming {
+            Some((cached, _, _)) => cached.grid_for(set, config),
+            None => Cow::Owned(SensorGrid::new(set.sensors(), config)),
+        },
         backward: streaming.is_some(),
     };
     let mut cache: Vec<Option<Hypothesis>> = vec![None; n];
     let mut dirty = vec![true; n];
-    // Only the completing pulses are anchors in streaming mode.
-    let mut exhausted: Vec<bool> = match streaming {
-        Some((_, completing, _)) => (0..n).map(|i| !flag(completing, i)).collect(),
-        None => vec![false; n],
+    // Only the completing pulses are anchors in streaming mode. The anchors
+    // still in play (not used, not exhausted) are kept in a list, so a
+    // streaming run over a long window costs what its few anchors cost.
+    let mut anchors: Vec<usize> = match streaming {
+        Some((_, completing, _)) => (0..n).filter(|&i| flag(completing, i)).collect(),
+        None => (0..n).collect(),
     };
-    let mut trials = vec![0usize; n];
+    let mut trials = Trials {
+        per_pulse: vec![0; n],
+        anchors: anchors.clone(),
+    };
     let mut shots: Vec<(Solution, Vec<usize>)> = Vec::new();
     loop {
+        anchors.retain(|&a| !search.used[a]);
         // Best first. A cached hypothesis made stale by consumed pulses can only
         // have lost support (pulses are never given back), so its old support
         // bounds its new one: only stale anchors that could still match the best
         // fresh one are recomputed. The choice is the same as recomputing all.
         let best = loop {
             let mut best: Option<usize> = None;
-            for a in 0..n {
-                if dirty[a] || search.used[a] || exhausted[a] {
+            for &a in &anchors {
+                if dirty[a] {
                     continue;
                 }
                 if let Some(h) = &cache[a] {
@@ -228,15 +271,17 @@ fn search_shots(
             let bar = best
                 .and_then(|b| cache[b].as_ref())
                 .map_or(config.min_sensors, |h| h.support.len());
-            let stale: Vec<usize> = (0..n)
-                .filter(|&a| dirty[a] && !search.used[a] && !exhausted[a])
+            let stale: Vec<usize> = anchors
+                .iter()
+                .copied()
+                .filter(|&a| dirty[a])
                 .filter(|&a| cache[a].as_ref().is_none_or(|h| h.support.len() >= bar))
                 .collect();
             if stale.is_empty() {
                 break best;
             }
             for (a, h) in search.best_hypotheses(&stale) {
-                trials[a] = trials[a].max(h.as_ref().map_or(0, |h| h.trials));
+                trials.per_pulse[a] = trials.per_pulse[a].max(h.as_ref().map_or(0, |h| h.trials));
                 cache[a] = h;
                 dirty[a] = false;
             }
@@ -245,16 +290,18 @@ fn search_shots(
         let Some(hypothesis) = cache[anchor].take() else {
             break;
         };
-        match search
-            .refine(&hypothesis)
-            .filter(|(solution, pulses)| search.significant(solution, pulses, &trials))
-        {
+        let refined = if search.could_be_significant(&hypothesis, &trials) {
+            search.refine(&hypothesis)
+        } else {
+            None
+        };
+        match refined.filter(|(solution, pulses)| search.significant(solution, pulses, &trials)) {
             Some((solution, pulses)) => {
                 for &p in &pulses {
                     search.used[p] = true;
                 }
-                for (a, slot) in cache.iter().enumerate() {
-                    if let Some(h) = slot {
+                for &a in &anchors {
+                    if let Some(h) = &cache[a] {
                         if h.support.iter().any(|&p| search.used[p]) {
                             dirty[a] = true;
                         }
@@ -263,7 +310,7 @@ fn search_shots(
                 shots.push((solution, pulses));
                 dirty[anchor] = true;
             }
-            None => exhausted[anchor] = true,
+            None => anchors.retain(|&a| a != anchor),
         }
     }
     let mut out: Vec<Shot> = shots
@@ -327,6 +374,7 @@ fn neighbour_lists(
 #[derive(Debug, Clone)]
 pub struct Neighbours {
     lists: Vec<Vec<(usize, f64)>>,
+    grid: SensorGrid,
 }
 
 impl Neighbours {
@@ -334,7 +382,66 @@ impl Neighbours {
         let all: Vec<usize> = (0..sensors.len()).collect();
         Neighbours {
             lists: neighbour_lists(sensors, &all, config),
+            grid: SensorGrid::new(sensors, config),
         }
+    }
+
+    /// The grid, if built from the same sensor list as `set`; else a new one.
+    fn grid_for(&self, set: &PulseSet, config: &LocateConfig) -> Cow<'_, SensorGrid> {
+        if self.grid.sensors == set.sensors().len() {
+            Cow::Borrowed(&self.grid)
+        } else {
+            Cow::Owned(SensorGrid::new(set.sensors(), config))
+        }
+    }
+}
+
+/// Sensors by place: a uniform grid of square cells one maximum range wide,
+/// so the sensors that can hear a point are found in its cell and the eight
+/// around it, whatever the size of the network.
+#[derive(Debug, Clone)]
+struct SensorGrid {
+    cell_m: f64,
+    cells: std::collections::HashMap<(i64, i64), Vec<usize>>,
+    /// How many sensors the grid was built from.
+    sensors: usize,
+}
+
+impl SensorGrid {
+    fn new(sensors: &[Sensor], config: &LocateConfig) -> SensorGrid {
+        let cell_m = config.max_range_m.max(1.0);
+        let mut cells: std::collections::HashMap<(i64, i64), Vec<usize>> = Default::default();
+        for (i, s) in sensors.iter().enumerate() {
+            cells
+                .entry(Self::key(cell_m, s.position))
+                .or_default()
+                .push(i);
+        }
+        SensorGrid {
+            cell_m,
+            cells,
+            sensors: sensors.len(),
+        }
+    }
+
+    fn key(cell_m: f64, p: model::Point3) -> (i64, i64) {
+        ((p.x / cell_m).floor() as i64, (p.y / cell_m).floor() as i64)
+    }
+
+    /// Every sensor that can be within one cell width of `point`, in index
+    /// order (a superset: callers test the distance themselves).
+    fn around(&self, point: model::Point3) -> Vec<usize> {
+        let (cx, cy) = Self::key(self.cell_m, point);
+        let mut out = Vec::new();
+        for dx in -1..=1 {
+            for dy in -1..=1 {
+                if let Some(list) = self.cells.get(&(cx + dx, cy + dy)) {
+                    out.extend_from_slice(list);
+                }
+            }
+        }
+        out.sort_unstable();
+        out
     }
 }
 
@@ -351,25 +458,34 @@ impl Search<'_> {
         self.set.timed_point(pulse)
     }
 
-    /// The earliest unused pulse of `sensor` in [lo, hi], seconds.
+    /// `sensor`'s pulses in [lo, hi], seconds, in time order.
+    #[inline]
+    fn pulses_in(&self, sensor: usize, lo: f64, hi: f64) -> &[usize] {
+        let times = self.set.times_of_sensor(sensor);
+        let start = times.partition_point(|&t| t < lo);
+        let end = start + times[start..].partition_point(|&t| t <= hi);
+        &self.set.pulses_of_sensor(sensor)[start..end]
+    }
+
+    /// The earliest unused pulse of `sensor` in [lo, hi], seconds. (The
+    /// innermost step of association: one search for `lo`, then a walk.)
+    #[inline]
     fn earliest_in(&self, sensor: usize, lo: f64, hi: f64) -> Option<usize> {
-        let list = self.set.pulses_of_sensor(sensor);
-        let start = list.partition_point(|&p| self.t(p) < lo);
-        list[start..]
+        let times = self.set.times_of_sensor(sensor);
+        let start = times.partition_point(|&t| t < lo);
+        times[start..]
             .iter()
-            .copied()
-            .take_while(|&p| self.t(p) <= hi)
+            .take_while(|&&t| t <= hi)
+            .zip(&self.set.pulses_of_sensor(sensor)[start..])
+            .map(|(_, &p)| p)
             .find(|&p| !self.used[p])
     }
 
     /// Unused pulses of `sensor` in [lo, hi].
     fn unused_in(&self, sensor: usize, lo: f64, hi: f64) -> impl Iterator<Item = usize> + '_ {
-        let list = self.set.pulses_of_sensor(sensor);
-        let start = list.partition_point(|&p| self.t(p) < lo);
-        list[start..]
+        self.pulses_in(sensor, lo, hi)
             .iter()
             .copied()
-            .take_while(move |&p| self.t(p) <= hi)
             .filter(|&p| !self.used[p])
     }
 
@@ -453,6 +569,16 @@ impl Search<'_> {
             }
         }
         let a = self.timed(anchor);
+        // The anchor's neighbours, side by side with their positions: every
+        // trial below scans a prefix of them.
+        let near: Vec<Near> = self.neighbours[sa]
+            .iter()
+            .map(|&(s, d)| Near {
+                position: self.set.sensor_position(s),
+                sensor: s,
+                distance_m: d,
+            })
+            .collect();
         let mut best: Option<Hypothesis> = None;
         let mut trials = 0;
         for (i, &b) in candidates.iter().enumerate() {
@@ -474,10 +600,25 @@ impl Search<'_> {
                     }
                     trials += 1;
                     let floor = best.as_ref().map_or(0, |bh| bh.support.len());
-                    if let Some(h) = self.score(candidate, sa, anchor, floor) {
-                        if best.as_ref().is_none_or(|bh| h.better_than(bh)) {
-                            best = Some(h);
-                        }
+                    let Some((count, sum_sq_s2)) =
+                        self.score(candidate, a.position, &near, floor, None)
+                    else {
+                        continue;
+                    };
+                    let better = best.as_ref().is_none_or(|bh| {
+                        count > bh.support.len()
+                            || count == bh.support.len() && sum_sq_s2 < bh.sum_sq_s2
+                    });
+                    if better {
+                        let mut support = Vec::with_capacity(count);
+                        support.push(anchor);
+                        self.score(candidate, a.position, &near, 0, Some(&mut support));
+                        best = Some(Hypothesis {
+                            candidate,
+                            trials: 1,
+                            support,
+                            sum_sq_s2,
+                        });
                     }
                 }
             }
@@ -485,81 +626,114 @@ impl Search<'_> {
         best.map(|h| Hypothesis { trials, ..h })
     }
 
-    /// Support of a hypothesis that includes `anchor` at sensor `sa`, or `None`
-    /// as soon as it cannot reach `floor` supporting sensors (a hypothesis with
-    /// less support than the best so far can never be better, so stopping early
-    /// changes nothing but the time taken).
+    /// Support of a hypothesis that includes the anchor, whose sensor's
+    /// neighbours are `near`: how many sensors (the anchor's included) have a
+    /// consistent pulse, and the sum of their squared residuals, s². `None` as
+    /// soon as it cannot reach `floor` sensors (a hypothesis with less support
+    /// than the best so far can never be better, so stopping early changes
+    /// nothing but the time taken). With `support`, the supporting pulses are
+    /// also pushed onto it.
     fn score(
         &self,
         candidate: Candidate,
-        sa: usize,
-        anchor: usize,
+        anchor_at: model::Point3,
+        near: &[Near],
         floor: usize,
-    ) -> Option<Hypothesis> {
+        mut support: Option<&mut Vec<usize>>,
+    ) -> Option<(usize, f64)> {
         let tol = self.config.consistency_tolerance_s;
-        let mut support = vec![anchor];
+        let range_sq = self.config.max_range_m * self.config.max_range_m;
+        let mut count = 1;
         let mut sum_sq_s2 = 0.0;
         let source = candidate.position;
         // Only sensors within max range of the source can support it, and by the
         // triangle inequality they lie within d(anchor sensor, source) + max range
         // of the anchor's sensor: a prefix of its distance-sorted neighbours.
-        let reach = self.set.sensor_position(sa).distance(source) + self.config.max_range_m;
-        let all = &self.neighbours[sa];
-        let neighbours = &all[..all.partition_point(|&(_, d)| d <= reach)];
-        for (k, &(s, _)) in neighbours.iter().enumerate() {
-            if support.len() + (neighbours.len() - k) < floor {
+        let reach = anchor_at.distance(source) + self.config.max_range_m;
+        let near = &near[..near.partition_point(|n| n.distance_m <= reach)];
+        for (k, n) in near.iter().enumerate() {
+            if count + (near.len() - k) < floor {
                 return None;
             }
-            let position = self.set.sensor_position(s);
-            if position.distance_2d(source) > self.config.max_range_m {
+            let (dx, dy) = (n.position.x - source.x, n.position.y - source.y);
+            if dx * dx + dy * dy > range_sq {
                 continue;
             }
-            let predicted = candidate.t0_s + self.medium.travel_time(source, position).0;
-            if let Some(p) = self.earliest_in(s, predicted - tol, predicted + tol) {
-                support.push(p);
+            let predicted = candidate.t0_s + self.medium.travel_time_s(source, n.position);
+            if let Some(p) = self.earliest_in(n.sensor, predicted - tol, predicted + tol) {
+                count += 1;
                 sum_sq_s2 += (self.t(p) - predicted).powi(2);
+                if let Some(support) = support.as_deref_mut() {
+                    support.push(p);
+                }
             }
         }
-        Some(Hypothesis {
-            candidate,
-            trials: 1,
-            support,
-            sum_sq_s2,
-        })
+        Some((count, sum_sq_s2))
     }
 
     /// The significance test of [`crate::significance`] for a refined shot.
-    fn significant(&self, solution: &Solution, pulses: &[usize], trials: &[usize]) -> bool {
-        use crate::significance::{
-            chance_match, expected_false_shots, FALSE_ALARM_BUDGET, RATE_WINDOW_S,
-        };
-        let tol = self.config.consistency_tolerance_s;
-        let refs = self.set.refs();
-        let (t_first, t_last) = (refs[0].t_s, refs[refs.len() - 1].t_s);
-        let source = solution.position;
+    fn significant(&self, solution: &Solution, pulses: &[usize], trials: &Trials) -> bool {
         let supporting: Vec<(usize, usize, f64)> = pulses
             .iter()
             .zip(&solution.residuals_s)
             .map(|(&p, &r)| (p, self.sensor(p), r))
             .collect();
+        let candidate = Candidate {
+            position: solution.position,
+            t0_s: solution.t0_s,
+        };
+        self.expected_false_shots(candidate, &supporting, trials)
+            <= crate::significance::FALSE_ALARM_BUDGET
+    }
+
+    /// Whether refining a hypothesis could give a significant shot: the
+    /// significance test on its support as it stands, with every supporting
+    /// arrival taken to fit as well as a real arrival can (`prior_arrival_sigma_s`),
+    /// passes with room for [`REFINE_MARGIN`]. Refinement moves the source by
+    /// metres, which changes the fits but rarely the support by more than a
+    /// sensor or two; a hypothesis this far from significance stays there, so
+    /// its refinement (several robust solves) is skipped.
+    fn could_be_significant(&self, hypothesis: &Hypothesis, trials: &Trials) -> bool {
+        let best_fit = self.config.prior_arrival_sigma_s;
+        let supporting: Vec<(usize, usize, f64)> = hypothesis
+            .support
+            .iter()
+            .map(|&p| (p, self.sensor(p), best_fit))
+            .collect();
+        self.expected_false_shots(hypothesis.candidate, &supporting, trials)
+            <= crate::significance::FALSE_ALARM_BUDGET * REFINE_MARGIN
+    }
+
+    /// The expected number of chance shots as well supported as a source at
+    /// `candidate` with these (pulse, sensor, residual) arrivals
+    /// ([`crate::significance::expected_false_shots`]).
+    fn expected_false_shots(
+        &self,
+        candidate: Candidate,
+        supporting: &[(usize, usize, f64)],
+        trials: &Trials,
+    ) -> f64 {
+        use crate::significance::{chance_match, expected_false_shots, RATE_WINDOW_S};
+        let tol = self.config.consistency_tolerance_s;
+        let refs = self.set.refs();
+        let (t_first, t_last) = (refs[0].t_s, refs[refs.len() - 1].t_s);
+        let source = candidate.position;
         let (mut p_supporting, mut p_silent) = (Vec::new(), Vec::new());
-        for s in 0..self.set.sensors().len() {
+        for s in self.grid.around(source) {
             let position = self.set.sensor_position(s);
             if position.distance_2d(source) > self.config.max_range_m
                 || self.set.pulses_of_sensor(s).is_empty()
             {
                 continue;
             }
-            let predicted = solution.t0_s + self.medium.travel_time(source, position).0;
+            let predicted = candidate.t0_s + self.medium.travel_time_s(source, position);
             // The window, clipped to the span the data cover (but never shorter
             // than one second, so a lone pulse does not look like a high rate).
             let (lo, hi) = (
                 (predicted - RATE_WINDOW_S).max(t_first),
                 (predicted + RATE_WINDOW_S).min(t_last),
             );
-            let list = self.set.pulses_of_sensor(s);
-            let window = &list[list.partition_point(|&p| self.t(p) < lo)
-                ..list.partition_point(|&p| self.t(p) <= hi)];
+            let window = self.pulses_in(s, lo, hi);
             let span = (hi - lo).max(1.0);
             match supporting.iter().find(|(_, sensor, _)| *sensor == s) {
                 // A chance pulse would have had to fit as well as this one did
@@ -585,20 +759,21 @@ impl Search<'_> {
             }
         }
         let reach = 2.0 * self.config.max_range_m / self.medium.speed_of_sound_m_s;
-        let (lo, hi) = (solution.t0_s - reach, solution.t0_s + reach);
-        let start = refs.partition_point(|r| r.t_s < lo);
-        let tried: usize = (start..refs.len())
-            .take_while(|&i| refs[i].t_s <= hi)
-            .map(|i| trials[i])
+        let (lo, hi) = (candidate.t0_s - reach, candidate.t0_s + reach);
+        let anchors = &trials.anchors;
+        let start = anchors.partition_point(|&a| refs[a].t_s < lo);
+        let tried: usize = anchors[start..]
+            .iter()
+            .take_while(|&&a| refs[a].t_s <= hi)
+            .map(|&a| trials.per_pulse[a])
             .sum();
-        let expected = expected_false_shots(&p_supporting, &p_silent, tried);
-        expected <= FALSE_ALARM_BUDGET
+        expected_false_shots(&p_supporting, &p_silent, tried)
     }
 
     /// Each reporting sensor's earliest unused pulse consistent with `candidate`.
     fn gather(&self, candidate: Candidate, tolerance_s: f64) -> Vec<usize> {
         let mut out = Vec::new();
-        for s in 0..self.set.sensors().len() {
+        for s in self.grid.around(candidate.position) {
             let position = self.set.sensor_position(s);
             if self.set.pulses_of_sensor(s).is_empty()
                 || position.distance_2d(candidate.position) > self.config.max_range_m
@@ -606,7 +781,7 @@ impl Search<'_> {
                 continue;
             }
             let predicted =
-                candidate.t0_s + self.medium.travel_time(candidate.position, position).0;
+                candidate.t0_s + self.medium.travel_time_s(candidate.position, position);
             if let Some(p) = self.earliest_in(s, predicted - tolerance_s, predicted + tolerance_s) {
                 out.push(p);
             }

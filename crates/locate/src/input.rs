@@ -50,8 +50,13 @@ pub struct PulseSet {
     sensors: Vec<Sensor>,
     pulses: Vec<Pulse>,
     refs: Vec<PulseRef>,
-    /// Per sensor: indices into `pulses`, in time order.
-    by_sensor: Vec<Vec<usize>>,
+    /// Indices into `pulses` by sensor, each sensor's in time order; sensor
+    /// `s`'s are `by_sensor[sensor_start[s]..sensor_start[s + 1]]`. One flat
+    /// array, as association reads it many times per candidate source.
+    by_sensor: Vec<usize>,
+    /// The times of those pulses (`PulseRef::t_s`), in the same layout.
+    times_by_sensor: Vec<f64>,
+    sensor_start: Vec<usize>,
     epoch: UtcNanos,
 }
 
@@ -131,20 +136,31 @@ impl PulseSet {
         // Time order, ties broken by id, so the engine's output does not depend on input order.
         pulses.sort_by(|a, b| a.t.cmp(&b.t).then_with(|| a.id.cmp(&b.id)));
         let epoch = pulses.first().map_or(UtcNanos(0), |p| p.t);
-        let mut by_sensor = vec![Vec::new(); unique.len()];
-        let refs = pulses
+        let refs: Vec<PulseRef> = pulses
             .iter()
-            .enumerate()
-            .map(|(i, p)| {
-                let sensor = index[&p.sensor];
-                by_sensor[sensor].push(i);
-                PulseRef {
-                    sensor,
-                    t_s: p.t.seconds_since(epoch),
-                }
+            .map(|p| PulseRef {
+                sensor: index[&p.sensor],
+                t_s: p.t.seconds_since(epoch),
             })
             .collect();
-        let reporting = by_sensor.iter().filter(|v| !v.is_empty()).count();
+        // Counting sort by sensor; within a sensor, time order is kept.
+        let mut sensor_start = vec![0usize; unique.len() + 1];
+        for r in &refs {
+            sensor_start[r.sensor + 1] += 1;
+        }
+        for s in 0..unique.len() {
+            sensor_start[s + 1] += sensor_start[s];
+        }
+        let mut next = sensor_start.clone();
+        let mut by_sensor = vec![0usize; refs.len()];
+        let mut times_by_sensor = vec![0.0f64; refs.len()];
+        for (i, r) in refs.iter().enumerate() {
+            let k = next[r.sensor];
+            by_sensor[k] = i;
+            times_by_sensor[k] = r.t_s;
+            next[r.sensor] += 1;
+        }
+        let reporting = sensor_start.windows(2).filter(|w| w[1] > w[0]).count();
         if reporting < 3 {
             return Err(InputError::TooFewSensors { count: reporting });
         }
@@ -153,6 +169,8 @@ impl PulseSet {
             pulses,
             refs,
             by_sensor,
+            times_by_sensor,
+            sensor_start,
             epoch,
         })
     }
@@ -176,7 +194,12 @@ impl PulseSet {
 
     /// Indices into [`PulseSet::pulses`] of one sensor's pulses, in time order.
     pub fn pulses_of_sensor(&self, sensor: usize) -> &[usize] {
-        &self.by_sensor[sensor]
+        &self.by_sensor[self.sensor_start[sensor]..self.sensor_start[sensor + 1]]
+    }
+
+    /// The times of [`PulseSet::pulses_of_sensor`], in the same order.
+    pub fn times_of_sensor(&self, sensor: usize) -> &[f64] {
+        &self.times_by_sensor[self.sensor_start[sensor]..self.sensor_start[sensor + 1]]
     }
 
     /// Pulse `index` as the solver sees it: its sensor's position and its time.

@@ -49,6 +49,26 @@ impl Medium {
 
     /// Travel time from `source` to `sensor`, seconds, and its gradient with respect
     /// to the source position, s/m.
+    /// [`Medium::travel_time`] without the gradient: what association needs
+    /// when it tests a candidate source against many sensors.
+    #[inline]
+    pub fn travel_time_s(&self, source: Point3, sensor: Point3) -> f64 {
+        let c = self.speed_of_sound_m_s;
+        let d = [
+            sensor.x - source.x,
+            sensor.y - source.y,
+            sensor.z - source.z,
+        ];
+        let [wx, wy] = self.wind_m_s;
+        let dd = d[0] * d[0] + d[1] * d[1] + d[2] * d[2];
+        if wx == 0.0 && wy == 0.0 {
+            return dd.sqrt() / c;
+        }
+        let a = c * c - (wx * wx + wy * wy);
+        let b = d[0] * wx + d[1] * wy;
+        (-b + (b * b + a * dd).sqrt()) / a
+    }
+
     pub fn travel_time(&self, source: Point3, sensor: Point3) -> (f64, [f64; 3]) {
         let c = self.speed_of_sound_m_s;
         let d = [
@@ -105,6 +125,25 @@ mod tests {
         // Crosswind: the wavefront centre drifts, so the path is slightly longer.
         let (cross, _) = m.travel_time(src, Point3::new(0.0, 700.0, 0.0));
         assert!((cross - 700.0 / (340.0f64.powi(2) - 100.0).sqrt()).abs() < 1e-12);
+    }
+
+    #[test]
+    fn travel_time_without_gradient_is_the_same_time() {
+        let src = Point3::new(12.0, -40.0, 3.0);
+        for wind_m_s in [[0.0, 0.0], [3.0, -4.0], [-12.0, 7.5]] {
+            let m = Medium {
+                speed_of_sound_m_s: 338.0,
+                wind_m_s,
+            };
+            for sensor in [
+                Point3::new(-250.0, 310.0, 22.0),
+                Point3::new(1800.0, 5.0, -3.0),
+                src,
+            ] {
+                let (t, _) = m.travel_time(src, sensor);
+                assert_eq!(m.travel_time_s(src, sensor).to_bits(), t.to_bits());
+            }
+        }
     }
 
     #[test]

@@ -8,6 +8,7 @@ mod analyze_cmd;
 mod eval;
 mod eval_ingest;
 mod eval_latency;
+mod eval_pipeline;
 mod eval_sim;
 mod locate_cmd;
 mod output;
@@ -167,6 +168,18 @@ enum EvalCommand {
         #[arg(long)]
         json: bool,
     },
+    /// The pipeline's capacity: feed a scene's pulses to the streaming
+    /// association in batches of event time, with no network or storage, and
+    /// time each batch.
+    Pipeline {
+        scene: PathBuf,
+        /// Event time per batch, milliseconds (the pipeline thread's tick is 50).
+        #[arg(long, default_value_t = 50.0)]
+        batch_ms: f64,
+        /// Print the results as JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Simulate every scenario (*.toml) under DIR, locate and analyze each, and score against the truth.
     Scenarios {
         #[arg(default_value = "scenarios")]
@@ -227,6 +240,11 @@ fn main() -> ExitCode {
         Command::Eval(EvalCommand::Latency { scenario, json }) => {
             eval_latency::run(&scenario, json)
         }
+        Command::Eval(EvalCommand::Pipeline {
+            scene,
+            batch_ms,
+            json,
+        }) => eval_pipeline::run(&scene, batch_ms, json),
         Command::Eval(EvalCommand::Calibration {
             pittsburgh,
             scenario,

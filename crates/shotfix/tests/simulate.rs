@@ -100,6 +100,34 @@ fn simulated_scene_round_trips_through_locate_and_analyze() {
             .count();
         assert!(found >= 4, "{command}: {found} of 6 shots within 25 m");
     }
+    // The pipeline benchmark streams the same pulses through the server's
+    // associator: every pulse fed, the shots alerted.
+    let run = shotfix(&["eval", "pipeline", out.to_str().unwrap(), "--json"]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    let pulses = std::fs::read_to_string(out.join("pulses.jsonl"))
+        .unwrap()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .count();
+    assert_eq!(report["pulses"].as_u64(), Some(pulses as u64), "{report}");
+    assert!(report["alerts"].as_u64().unwrap() >= 1, "{report}");
+    assert!(report["load_factor"].as_f64().unwrap() > 0.0, "{report}");
+    for bad in ["0", "nan", "-5"] {
+        let run = shotfix(&[
+            "eval",
+            "pipeline",
+            out.to_str().unwrap(),
+            &format!("--batch-ms={bad}"),
+        ]);
+        let err = String::from_utf8_lossy(&run.stderr);
+        assert_eq!(run.status.code(), Some(1), "{bad}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{bad}: {err}");
+    }
     // Writing again over an earlier scene is allowed; over anything else it is not.
     assert!(shotfix(&[
         "simulate",

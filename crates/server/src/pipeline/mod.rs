@@ -82,7 +82,7 @@ pub struct Associator {
     newest: Option<UtcNanos>,
     live: Vec<LiveShot>,
     /// Pulses pushed since the last run: the next run's anchors.
-    fresh: BTreeSet<PulseId>,
+    fresh: Vec<(UtcNanos, PulseId)>,
     /// Sensor ids, for the push filter.
     known: BTreeSet<model::SensorId>,
     /// The sensors' neighbour lists, built once per sensor list.
@@ -100,7 +100,7 @@ impl Associator {
             pool: BTreeMap::new(),
             newest: None,
             live: Vec::new(),
-            fresh: BTreeSet::new(),
+            fresh: Vec::new(),
         }
     }
 
@@ -149,7 +149,7 @@ impl Associator {
                 }
             }
             self.newest = Some(self.newest.map_or(p.t, |n| n.max(p.t)));
-            self.fresh.insert(p.id.clone());
+            self.fresh.push((p.t, p.id.clone()));
             self.pool.insert((p.t, p.id.clone()), p);
         }
     }
@@ -180,31 +180,17 @@ impl Associator {
         }
         // Finalise what no sensor can add to any more, and forget old pulses.
         let final_before = newest.offset_by_seconds(-(self.reach_s() + LATENESS_S));
-        let (mut done, mut live): (Vec<LiveShot>, Vec<LiveShot>) = std::mem::take(&mut self.live)
-            .into_iter()
-            .partition(|s| s.shot.t_emit < final_before);
-        // Shots within one travel time of each other (and near enough to share
-        // sensors) compete for the same pulses, so they are finalised together:
-        // a run of gunfire waits for its last round (for at most MAX_DEFER_S;
-        // the alert never waits).
-        if let (Some(first), Some(last)) = (
-            done.iter().map(|s| s.shot.t_emit).min(),
-            done.iter().map(|s| s.shot.t_emit).max(),
-        ) {
-            let chained = live.iter().any(|s| {
-                s.shot.t_emit.seconds_since(last) <= self.reach_s()
-                    && done.iter().any(|d| {
-                        d.shot.position.distance_2d(s.shot.position)
-                            <= 2.0 * self.config.max_range_m
-                    })
-            });
-            if chained && final_before.seconds_since(first) < MAX_DEFER_S {
-                live.append(&mut done);
+        let mut consumed = BTreeSet::new();
+        for group in self.final_groups(final_before) {
+            // Pulses of shots finalised before leave the pool before the next
+            // group's association sees them.
+            if !consumed.is_empty() {
+                self.pool.retain(|(_, id), _| !consumed.contains(id));
             }
+            let (finals, used) = self.finalise(&group);
+            changes.extend(finals);
+            consumed.extend(used);
         }
-        self.live = live;
-        let (finals, consumed) = self.finalise(&done);
-        changes.extend(finals);
         let keep_from = newest.offset_by_seconds(-self.horizon_s());
         let in_live: BTreeSet<PulseId> = self
             .live
@@ -215,6 +201,67 @@ impl Associator {
             !consumed.contains(id) && (*t >= keep_from || in_live.contains(id))
         });
         changes
+    }
+
+    /// Takes out of the live set the shots that are final at `final_before`,
+    /// in groups to finalise together. Shots within one travel time of each
+    /// other and near enough to share sensors (2 × max range) compete for the
+    /// same pulses, so a group is a connected set of such shots, and it waits
+    /// while any of it is still provisional: a run of gunfire waits for its
+    /// last round, for at most [`MAX_DEFER_S`] (the alert never waits). Shots
+    /// elsewhere in the city, or long before, are finalised on their own, so
+    /// each final association covers one cluster's pulses, not a busy city's.
+    fn final_groups(&mut self, final_before: UtcNanos) -> Vec<Vec<LiveShot>> {
+        let reach = self.reach_s();
+        let near = 2.0 * self.config.max_range_m;
+        let shots = std::mem::take(&mut self.live);
+        // Connected components of the "compete for pulses" relation.
+        let mut group: Vec<usize> = (0..shots.len()).collect();
+        fn root(group: &mut [usize], mut i: usize) -> usize {
+            while group[i] != i {
+                group[i] = group[group[i]];
+                i = group[i];
+            }
+            i
+        }
+        for i in 0..shots.len() {
+            for j in i + 1..shots.len() {
+                let (a, b) = (&shots[i].shot, &shots[j].shot);
+                if a.t_emit.seconds_since(b.t_emit).abs() <= reach
+                    && a.position.distance_2d(b.position) <= near
+                {
+                    let (ri, rj) = (root(&mut group, i), root(&mut group, j));
+                    group[ri] = rj;
+                }
+            }
+        }
+        let mut members: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+        for i in 0..shots.len() {
+            members.entry(root(&mut group, i)).or_default().push(i);
+        }
+        let mut groups_ready: Vec<Vec<usize>> = Vec::new();
+        for list in members.into_values() {
+            let done: Vec<usize> = list
+                .iter()
+                .copied()
+                .filter(|&i| shots[i].shot.t_emit < final_before)
+                .collect();
+            let Some(first) = done.iter().map(|&i| shots[i].shot.t_emit).min() else {
+                continue;
+            };
+            let waiting = done.len() < list.len();
+            if waiting && final_before.seconds_since(first) < MAX_DEFER_S {
+                continue;
+            }
+            groups_ready.push(done);
+        }
+        let mut slots: Vec<Option<LiveShot>> = shots.into_iter().map(Some).collect();
+        let out = groups_ready
+            .into_iter()
+            .map(|g| g.into_iter().filter_map(|i| slots[i].take()).collect())
+            .collect();
+        self.live = slots.into_iter().flatten().collect();
+        out
     }
 
     /// The pool's pulses within one horizon of `newest`, as a locate input;
@@ -308,16 +355,18 @@ impl Associator {
         (changes, consumed)
     }
 
-    /// Which of a window's `n` pulses (`index`: id → position) the followed
-    /// shots hold, but for the shot at `except`.
-    fn held(&self, n: usize, index: &HashMap<&PulseId, usize>, except: Option<usize>) -> Vec<bool> {
-        let mut taken = vec![false; n];
+    /// Which of the window `set`'s pulses the followed shots hold, but for
+    /// the shot at `except`.
+    fn held(&self, set: &PulseSet, except: Option<usize>) -> Vec<bool> {
+        let mut taken = vec![false; set.pulses().len()];
         for (j, shot) in self.live.iter().enumerate() {
             if Some(j) == except {
                 continue;
             }
-            for k in shot.pulses.iter().filter_map(|p| index.get(p)) {
-                taken[*k] = true;
+            for a in &shot.shot.arrivals {
+                if let Some(k) = position_in(set, a.t, &a.pulse) {
+                    taken[k] = true;
+                }
             }
         }
         taken
@@ -328,21 +377,18 @@ impl Associator {
     /// arrivals that fit them (each is gathered and solved again, keeping its
     /// key). Then the remaining new pulses anchor the search for new shots,
     /// among the pulses no followed shot holds: a pulse serves one shot.
-    fn follow(&mut self, set: &PulseSet, fresh: &BTreeSet<PulseId>) -> Vec<ShotChange> {
+    fn follow(&mut self, set: &PulseSet, fresh: &[(UtcNanos, PulseId)]) -> Vec<ShotChange> {
         let tol = self.config.consistency_tolerance_s;
-        let index: HashMap<&PulseId, usize> = set
-            .pulses()
-            .iter()
-            .enumerate()
-            .map(|(i, p)| (&p.id, i))
-            .collect();
         let position: HashMap<&model::SensorId, model::Point3> =
             self.sensors.iter().map(|s| (&s.id, s.position)).collect();
-        let new_pulses: Vec<&Pulse> = set
-            .pulses()
+        // The new pulses still in the window, by their place in it.
+        let mut fresh_at: Vec<usize> = fresh
             .iter()
-            .filter(|p| fresh.contains(&p.id))
+            .filter_map(|(t, id)| position_in(set, *t, id))
             .collect();
+        fresh_at.sort_unstable();
+        fresh_at.dedup();
+        let new_pulses: Vec<&Pulse> = fresh_at.iter().map(|&k| &set.pulses()[k]).collect();
         let mut changes = Vec::new();
         for i in 0..self.live.len() {
             let shot = &self.live[i].shot;
@@ -357,11 +403,12 @@ impl Associator {
             if !fits {
                 continue;
             }
-            let taken = self.held(set.pulses().len(), &index, Some(i));
+            let taken = self.held(set, Some(i));
             let Some(shot) = locate::associate::refine_shot(
                 set,
                 &self.medium,
                 &self.config,
+                &self.neighbours,
                 &self.live[i].shot,
                 &taken,
             ) else {
@@ -373,13 +420,11 @@ impl Associator {
                 self.live[i] = next;
             }
         }
-        let taken = self.held(set.pulses().len(), &index, None);
-        let completing: Vec<bool> = set
-            .pulses()
-            .iter()
-            .zip(&taken)
-            .map(|(p, &t)| !t && fresh.contains(&p.id))
-            .collect();
+        let taken = self.held(set, None);
+        let mut completing = vec![false; set.pulses().len()];
+        for &k in &fresh_at {
+            completing[k] = !taken[k];
+        }
         if completing.iter().any(|&c| c) {
             let found = locate::associate::find_shots_completed_by(
                 set,
@@ -397,6 +442,14 @@ impl Associator {
         }
         changes
     }
+}
+
+/// Where the pulse (`t`, `id`) is in `set`: its pulses are in (time, id)
+/// order, as the pool's keys are.
+fn position_in(set: &PulseSet, t: UtcNanos, id: &PulseId) -> Option<usize> {
+    set.pulses()
+        .binary_search_by(|p| p.t.cmp(&t).then_with(|| p.id.cmp(id)))
+        .ok()
 }
 
 /// A new shot's key: from its first arrival, so it is stable across re-runs.
