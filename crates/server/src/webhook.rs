@@ -37,7 +37,11 @@ pub async fn run(app: Arc<App>) {
     };
     loop {
         let due = app
-            .read(|db| db.due_deliveries(now_ms() * 1_000_000, 64))
+            // Nanoseconds, as a new delivery's due time is stamped: a clock
+            // read to the millisecond could be up to 1 ms behind a delivery
+            // stamped just before the wake-up, which then waited a whole
+            // idle poll (500 ms).
+            .read(|db| db.due_deliveries(crate::now_ns(), 64))
             .await
             .unwrap_or_default();
         let mut futures = Vec::new();

@@ -117,3 +117,82 @@ fn a_stored_document_has_the_signature_of_the_shots_it_was_built_from() {
         assert_eq!(stored.signature(), signature(&v.shots), "x {x}, y {y}");
     }
 }
+
+/// Eight sensors on a 600 m ring around `centre`, named `{name}{i}`.
+fn ring(name: &str, centre: Point3) -> Vec<Sensor> {
+    (0..8)
+        .map(|i| {
+            let a = i as f64 * std::f64::consts::TAU / 8.0;
+            Sensor {
+                id: SensorId(format!("{name}{i}")),
+                position: Point3::new(centre.x + 600.0 * a.cos(), centre.y + 600.0 * a.sin(), 10.0),
+            }
+        })
+        .collect()
+}
+
+/// A shot at `source`, emitted at `t`, as heard by `sensors` in still air.
+fn shot_pulses(tag: &str, sensors: &[Sensor], source: Point3, t: UtcNanos) -> Vec<Pulse> {
+    let medium = Medium::still(343.0);
+    sensors
+        .iter()
+        .map(|s| Pulse {
+            id: PulseId(format!("{}/{tag}", s.id.0)),
+            sensor: s.id.clone(),
+            t: t.offset_by_seconds(medium.travel_time(source, s.position).0),
+            snr_db: Some(30.0),
+            level_db_spl: None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_shot_across_the_city_is_final_while_a_burst_elsewhere_goes_on() {
+    // Shot A, then a burst at B, 20 km away, a round every 3 s for 24 s: the
+    // burst's rounds compete for pulses and wait for each other, but A shares
+    // no sensor with them and must not wait for the burst to end.
+    let (a, b) = (Point3::new(0.0, 0.0, 2.0), Point3::new(20_000.0, 0.0, 2.0));
+    let mut sensors = ring("A", a);
+    sensors.extend(ring("B", b));
+    let t0 = UtcNanos(1_800_000_000_000_000_000);
+    let mut pulses = shot_pulses("a", &sensors[..8], a, t0);
+    for k in 0..9 {
+        let t = t0.offset_by_seconds(1.0 + 3.0 * k as f64);
+        pulses.extend(shot_pulses(&format!("b{k}"), &sensors[8..], b, t));
+    }
+    pulses.sort_by(|x, y| x.t.cmp(&y.t).then_with(|| x.id.cmp(&y.id)));
+    let config = LocateConfig::default();
+    let mut assoc = Associator::new(sensors, Medium::still(343.0), config.clone());
+    let near_a = |assoc: &Associator| {
+        assoc
+            .live
+            .iter()
+            .filter(|s| s.shot.position.distance_2d(a) < 100.0)
+            .count()
+    };
+    let mut a_followed = false;
+    let mut a_final_at = None;
+    for p in pulses {
+        let t = p.t;
+        assoc.push([p]);
+        assoc.run();
+        a_followed |= near_a(&assoc) == 1;
+        if a_followed && a_final_at.is_none() && near_a(&assoc) == 0 {
+            a_final_at = Some(t.seconds_since(t0));
+        }
+    }
+    let a_final_at = a_final_at.expect("shot A became final during the burst");
+    // Final once no sensor can add to it (one travel time plus the allowed
+    // lateness), long before the burst's last round at 25 s.
+    assert!(
+        a_final_at <= assoc.reach_s() + LATENESS_S + 3.5,
+        "A final only at {a_final_at:.1} s"
+    );
+    assert!(
+        assoc
+            .live
+            .iter()
+            .any(|s| s.shot.position.distance_2d(b) < 100.0),
+        "the burst is still followed"
+    );
+}
