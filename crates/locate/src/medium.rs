@@ -47,18 +47,14 @@ impl Medium {
         }
     }
 
-    /// Travel time from `source` to `sensor`, seconds, and its gradient with respect
-    /// to the source position, s/m.
-    /// [`Medium::travel_time`] without the gradient: what association needs
-    /// when it tests a candidate source against many sensors.
+    /// Travel time from `source` to `sensor`, seconds: the straight path in
+    /// still air, or the one whose wavefront the wind carries to the sensor
+    /// (|d − w t| = c t, d the source-to-sensor vector, w the horizontal wind).
+    /// Association calls this for every sensor near every candidate source.
     #[inline]
     pub fn travel_time_s(&self, source: Point3, sensor: Point3) -> f64 {
         let c = self.speed_of_sound_m_s;
-        let d = [
-            sensor.x - source.x,
-            sensor.y - source.y,
-            sensor.z - source.z,
-        ];
+        let d = Self::path(source, sensor);
         let [wx, wy] = self.wind_m_s;
         let dd = d[0] * d[0] + d[1] * d[1] + d[2] * d[2];
         if wx == 0.0 && wy == 0.0 {
@@ -69,33 +65,37 @@ impl Medium {
         (-b + (b * b + a * dd).sqrt()) / a
     }
 
+    /// [`Medium::travel_time_s`] and its gradient with respect to the source
+    /// position, s/m (for the solver).
     pub fn travel_time(&self, source: Point3, sensor: Point3) -> (f64, [f64; 3]) {
         let c = self.speed_of_sound_m_s;
-        let d = [
-            sensor.x - source.x,
-            sensor.y - source.y,
-            sensor.z - source.z,
-        ];
+        let t = self.travel_time_s(source, sensor);
+        let d = Self::path(source, sensor);
         let [wx, wy] = self.wind_m_s;
-        let dd = d[0] * d[0] + d[1] * d[1] + d[2] * d[2];
-        if wx == 0.0 && wy == 0.0 {
-            let r = dd.sqrt();
-            if r == 0.0 {
-                return (0.0, [0.0; 3]);
-            }
-            return (r / c, [-d[0] / (r * c), -d[1] / (r * c), -d[2] / (r * c)]);
+        if t == 0.0 {
+            return (0.0, [0.0; 3]);
         }
-        let a = c * c - (wx * wx + wy * wy);
-        let b = d[0] * wx + d[1] * wy;
-        let t = (-b + (b * b + a * dd).sqrt()) / a;
+        if wx == 0.0 && wy == 0.0 {
+            let r = (d[0] * d[0] + d[1] * d[1] + d[2] * d[2]).sqrt();
+            return (t, [-d[0] / (r * c), -d[1] / (r * c), -d[2] / (r * c)]);
+        }
         // Implicit differentiation of |d − w t|² = c² t² with respect to d, then
         // d/dsource = −d/dd.
         let e = [d[0] - wx * t, d[1] - wy * t, d[2]];
         let denom = e[0] * wx + e[1] * wy + c * c * t;
-        if t == 0.0 || denom == 0.0 {
+        if denom == 0.0 {
             return (t, [0.0; 3]);
         }
         (t, [-e[0] / denom, -e[1] / denom, -e[2] / denom])
+    }
+
+    /// The vector from `source` to `sensor`.
+    fn path(source: Point3, sensor: Point3) -> [f64; 3] {
+        [
+            sensor.x - source.x,
+            sensor.y - source.y,
+            sensor.z - source.z,
+        ]
     }
 }
 
