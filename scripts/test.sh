@@ -58,7 +58,7 @@ cargo fmt --all -- --check
 echo "== architecture invariants"
 # Architecture Invariant: the algorithmic core does no I/O and never depends on an
 # async runtime or network stack (ARCHITECTURE.md).
-for core in model dsp locate sim; do
+for core in model dsp locate sim classify; do
     tree="$(cargo tree -p "$core" -e normal --prefix none)"
     for banned in tokio async-std reqwest hyper; do
         if grep -q "^$banned v" <<<"$tree"; then
@@ -68,13 +68,14 @@ for core in model dsp locate sim; do
     done
 done
 # The research-layout reader never opens the answer files.
-if grep -rn --include=*.rs -e 'survey.json' -e 'nlos-tuples' crates/formats/src crates/locate/src crates/model/src crates/dsp/src crates/server/src crates/store/src crates/shotfix/src/analyze_cmd.rs crates/shotfix/src/serve_cmd.rs | grep -vE '^[^:]+:[0-9]+:\s*//'; then
+if grep -rn --include=*.rs -e 'survey.json' -e 'nlos-tuples' crates/formats/src crates/locate/src crates/model/src crates/dsp/src crates/classify/src crates/server/src crates/store/src crates/shotfix/src/analyze_cmd.rs crates/shotfix/src/serve_cmd.rs | grep -vE '^[^:]+:[0-9]+:\s*//'; then
     echo "error: answer files named outside evaluation code" >&2
     exit 1
 fi
 
-# Simulated truth is read only by the scenario evaluation (written by the scene writer, cleared by simulate).
-if grep -rn --include=*.rs -e 'truth.json' -e 'read_truth' crates/*/src | grep -vE '^crates/(formats/src/(scene_write|lib)|shotfix/src/(eval_sim|simulate_cmd))\.rs:' | grep -vE '^[^:]+:[0-9]+:\s*//'; then
+# Simulated truth is read only by the scenario evaluation and the classifier's
+# labelling (written by the scene writer, cleared by simulate).
+if grep -rn --include=*.rs -e 'truth.json' -e 'read_truth' crates/*/src | grep -vE '^crates/(formats/src/(scene_write|lib)|shotfix/src/(eval_sim|simulate_cmd|classify_cmd))\.rs:' | grep -vE '^[^:]+:[0-9]+:\s*//'; then
     echo "error: truth.json read outside evaluation code" >&2
     exit 1
 fi

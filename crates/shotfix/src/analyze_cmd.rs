@@ -97,8 +97,10 @@ fn write_stdout(text: &str) {
     let _ = std::io::stdout().lock().write_all(text.as_bytes());
 }
 
-pub fn run_analyze(path: &Path, json: bool) -> anyhow::Result<()> {
-    let (input, medium, out, _) = analyze_folder(path)?;
+pub fn run_analyze(path: &Path, model: Option<&Path>, json: bool) -> anyhow::Result<()> {
+    let classifier = crate::classify_cmd::load(model)?;
+    let (input, medium, mut out, detected) = analyze_folder(path)?;
+    crate::classify_cmd::classify_all(&classifier, &input, &detected, &mut out);
     let doc = output::document(&input, &medium, &out);
     let text = if json {
         serde_json::to_string_pretty(&doc).context("serialising the result")? + "\n"
@@ -242,4 +244,108 @@ pub fn run_pulses(path: &Path, json: bool) -> anyhow::Result<()> {
     }
     write_stdout(&text);
     Ok(())
+}
+
+/// What the classifier is given about one located incident: each arrival's
+/// range, level and (from the detector) waveform features, each shot's time,
+/// place and height above the sensors that heard it.
+pub fn evidence(
+    input: &LocateInput,
+    detected: &[ClipPulses],
+    incident: &model::Incident,
+) -> classify::IncidentEvidence {
+    use std::collections::HashMap;
+    let by_id: HashMap<PulseId, &DetectedPulse> = detected
+        .iter()
+        .flat_map(|c| {
+            c.pulses
+                .iter()
+                .enumerate()
+                .map(move |(i, p)| (pulse_id(&c.clip, i), p))
+        })
+        .collect();
+    evidence_with(input, incident, |a| by_id.get(&a.pulse).copied())
+}
+
+/// Detections within this of a reported pulse's time at the same sensor are
+/// that pulse, s: reported and detected onsets of one arrival agree to about
+/// a millisecond (ShotSpotter's times are truncated to it), while a sensor's
+/// distinct pulses are rarely closer than a few milliseconds.
+pub const SAME_PULSE_S: f64 = 0.003;
+
+/// [`evidence`] for shots located from *reported* pulses, with the audio
+/// analysed separately (a research-layout test with a few sensors' audio):
+/// an arrival's features are those of the detection at its sensor within
+/// [`SAME_PULSE_S`] of its time.
+pub fn evidence_from_reports(
+    input: &LocateInput,
+    detected: &[ClipPulses],
+    incident: &model::Incident,
+) -> classify::IncidentEvidence {
+    evidence_with(input, incident, |a| {
+        detected
+            .iter()
+            .filter(|c| c.clip.sensor == a.sensor)
+            .flat_map(|c| {
+                c.pulses
+                    .iter()
+                    .map(move |p| (c.clip.start.offset_by_seconds(p.onset_s), p))
+            })
+            .filter(|(t, _)| t.seconds_since(a.t).abs() <= SAME_PULSE_S)
+            .min_by(|x, y| {
+                x.0.seconds_since(a.t)
+                    .abs()
+                    .total_cmp(&y.0.seconds_since(a.t).abs())
+            })
+            .map(|(_, p)| p)
+    })
+}
+
+fn evidence_with<'a>(
+    input: &LocateInput,
+    incident: &model::Incident,
+    find: impl Fn(&model::ShotArrival) -> Option<&'a DetectedPulse>,
+) -> classify::IncidentEvidence {
+    use std::collections::HashMap;
+    let height: HashMap<&model::SensorId, f64> = input
+        .sensors
+        .iter()
+        .map(|s| (&s.id, s.position.z))
+        .collect();
+    let epoch = incident
+        .shots
+        .first()
+        .map_or(model::UtcNanos(0), |s| s.t_emit);
+    let shots = incident
+        .shots
+        .iter()
+        .map(|shot| {
+            let mut heights: Vec<f64> = shot
+                .arrivals
+                .iter()
+                .filter_map(|a| height.get(&a.sensor).copied())
+                .collect();
+            heights.sort_by(f64::total_cmp);
+            let ground = heights.get(heights.len() / 2).copied().unwrap_or(0.0);
+            classify::ShotEvidence {
+                t_s: shot.t_emit.seconds_since(epoch),
+                position: shot.position,
+                height_above_sensors_m: shot.position.z - ground,
+                arrivals: shot
+                    .arrivals
+                    .iter()
+                    .map(|a| {
+                        let p = find(a);
+                        classify::ArrivalEvidence {
+                            range_m: a.range_m,
+                            level_db_spl: p.and_then(|p| p.peak_db_spl).map(f64::from),
+                            features: p.map(|p| p.features),
+                            snr_db: p.map(|p| f64::from(p.snr_db)),
+                        }
+                    })
+                    .collect(),
+            }
+        })
+        .collect();
+    classify::IncidentEvidence { shots }
 }

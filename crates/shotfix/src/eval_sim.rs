@@ -68,24 +68,16 @@ fn truth_incidents(truth: &[TruthEvent], config: &LocateConfig) -> Vec<Vec<usize
     groups
 }
 
-/// Scores one run against the truth.
-pub fn score(
-    scenario: &str,
-    mode: &'static str,
+/// Matches located shots to truth events one to one, closest first (in
+/// metres, a time difference counting at the speed of sound), within
+/// [`MATCH_TIME_S`] and [`MATCH_DISTANCE_M`]: (shot of each truth event, truth
+/// event of each shot).
+pub fn match_shots(
+    shots: &[&model::Shot],
     truth: &[TruthEvent],
-    out: &LocateOutput,
-    ms: f64,
-) -> Score {
-    let config = LocateConfig::default();
-    let shots: Vec<(usize, &model::Shot)> = out
-        .incidents
-        .iter()
-        .enumerate()
-        .flat_map(|(k, inc)| inc.shots.iter().map(move |s| (k, s)))
-        .collect();
-    // Greedy one-to-one matching, closest first.
+) -> (Vec<Option<usize>>, Vec<Option<usize>>) {
     let mut pairs: Vec<(f64, usize, usize)> = Vec::new();
-    for (si, (_, shot)) in shots.iter().enumerate() {
+    for (si, shot) in shots.iter().enumerate() {
         for (ti, e) in truth.iter().enumerate() {
             let dt = shot.t_emit.seconds_since(e.t).abs();
             let d = shot.position.distance_2d(e.position);
@@ -103,6 +95,26 @@ pub fn score(
             truth_of_shot[si] = Some(ti);
         }
     }
+    (shot_of_truth, truth_of_shot)
+}
+
+/// Scores one run against the truth.
+pub fn score(
+    scenario: &str,
+    mode: &'static str,
+    truth: &[TruthEvent],
+    out: &LocateOutput,
+    ms: f64,
+) -> Score {
+    let config = LocateConfig::default();
+    let shots: Vec<(usize, &model::Shot)> = out
+        .incidents
+        .iter()
+        .enumerate()
+        .flat_map(|(k, inc)| inc.shots.iter().map(move |s| (k, s)))
+        .collect();
+    let plain: Vec<&model::Shot> = shots.iter().map(|(_, s)| *s).collect();
+    let (shot_of_truth, truth_of_shot) = match_shots(&plain, truth);
     let mut errors = Vec::new();
     let (mut gunshots, mut other_events, mut other_located) = (0, 0, 0);
     for (ti, e) in truth.iter().enumerate() {
@@ -152,7 +164,8 @@ pub fn score(
     }
 }
 
-fn scenario_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+/// The scenario files (*.toml) directly under `dir`, sorted; an error if none.
+pub fn scenario_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| format!("{}", dir.display()))?
         .map(|e| e.map(|e| e.path()))

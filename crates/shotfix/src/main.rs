@@ -5,6 +5,7 @@
 //! line that does not parse. Nothing partial is ever written to stdout.
 
 mod analyze_cmd;
+mod classify_cmd;
 mod eval;
 mod eval_ingest;
 mod eval_latency;
@@ -47,6 +48,9 @@ enum Command {
         /// Print one JSON document (CONTRACT.md §4) instead of a table.
         #[arg(long)]
         json: bool,
+        /// A classifier written by `shotfix train` (default: the shipped one).
+        #[arg(long)]
+        model: Option<PathBuf>,
     },
     /// Print each sensor's detected pulses (time, level, SNR, rank, features) for inspection.
     Pulses {
@@ -108,6 +112,24 @@ enum Command {
         /// Play the scenario once, print health and stop.
         #[arg(long)]
         once: bool,
+    },
+    /// Train the gunfire classifier on simulated scenes (and the real
+    /// Pittsburgh recordings) and write it as a model file.
+    Train {
+        /// Scenario templates, each simulated under every training seed.
+        #[arg(long, default_value = "scenarios/classify")]
+        scenarios: PathBuf,
+        /// Seeds per template (1000, 1001, …).
+        #[arg(long, default_value_t = 6)]
+        seeds: u64,
+        /// Pittsburgh live-fire tests (FPn/test_NNN) to train on too.
+        #[arg(long, default_value = "../shared/data/pittsburgh-dev")]
+        pittsburgh: PathBuf,
+        /// Train on simulated scenes only.
+        #[arg(long)]
+        no_pittsburgh: bool,
+        #[arg(long, default_value = "models/classifier.json")]
+        out: PathBuf,
     },
     /// Score shotfix against data with known answers.
     #[command(subcommand)]
@@ -180,6 +202,27 @@ enum EvalCommand {
         #[arg(long)]
         json: bool,
     },
+    /// The classifier on held-out simulated scenes (seeds 2000, …) and on
+    /// Pittsburgh with each firing position left out of its training.
+    Classify {
+        #[arg(long, default_value = "scenarios/classify")]
+        scenarios: PathBuf,
+        #[arg(long, default_value_t = 6)]
+        train_seeds: u64,
+        #[arg(long, default_value_t = 4)]
+        eval_seeds: u64,
+        #[arg(long, default_value = "../shared/data/pittsburgh-dev")]
+        pittsburgh: PathBuf,
+        /// Leave Pittsburgh out (training and evaluation).
+        #[arg(long)]
+        no_pittsburgh: bool,
+        /// Also list every wrongly called incident with its features (stderr).
+        #[arg(long)]
+        verbose: bool,
+        /// Print the results as JSON instead of tables.
+        #[arg(long)]
+        json: bool,
+    },
     /// Simulate every scenario (*.toml) under DIR, locate and analyze each, and score against the truth.
     Scenarios {
         #[arg(default_value = "scenarios")]
@@ -194,7 +237,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Locate { path, json } => locate_cmd::run(&path, json),
-        Command::Analyze { path, json } => analyze_cmd::run_analyze(&path, json),
+        Command::Analyze { path, json, model } => {
+            analyze_cmd::run_analyze(&path, model.as_deref(), json)
+        }
         Command::Pulses { path, json } => analyze_cmd::run_pulses(&path, json),
         Command::Eval(EvalCommand::Pittsburgh {
             dir,
@@ -230,6 +275,34 @@ fn main() -> ExitCode {
             once,
         } => serve_cmd::demo(&scenario, db, &listen, once),
         Command::Eval(EvalCommand::Scenarios { dir, json }) => eval_sim::run(&dir, json),
+        Command::Train {
+            scenarios,
+            seeds,
+            pittsburgh,
+            no_pittsburgh,
+            out,
+        } => classify_cmd::train(
+            &scenarios,
+            seeds,
+            (!no_pittsburgh).then_some(pittsburgh.as_path()),
+            &out,
+        ),
+        Command::Eval(EvalCommand::Classify {
+            scenarios,
+            train_seeds,
+            eval_seeds,
+            pittsburgh,
+            no_pittsburgh,
+            verbose,
+            json,
+        }) => classify_cmd::eval(
+            &scenarios,
+            train_seeds,
+            eval_seeds,
+            (!no_pittsburgh).then_some(pittsburgh.as_path()),
+            verbose,
+            json,
+        ),
         Command::Eval(EvalCommand::Ingest {
             seconds,
             sensors,

@@ -151,8 +151,12 @@ pub fn table(doc: &Document) -> String {
     for inc in &doc.incidents {
         let _ = writeln!(
             s,
-            "\nincident {}  rounds {}  shooters {}",
-            inc.id, inc.rounds, inc.shooters
+            "\nincident {}  rounds {}  shooters {}  {} ({:.2})",
+            inc.id,
+            inc.rounds,
+            inc.shooters,
+            inc.class.as_str(),
+            inc.confidence
         );
         let _ = writeln!(
             s,

@@ -99,7 +99,42 @@ fn simulated_scene_round_trips_through_locate_and_analyze() {
             })
             .count();
         assert!(found >= 4, "{command}: {found} of 6 shots within 25 m");
+        if command == "analyze" {
+            // From audio, every incident and shot is classified (the shipped
+            // model), with a confidence; reported pulses alone carry no
+            // waveform, and `locate` says `unknown`.
+            for inc in doc["incidents"].as_array().unwrap() {
+                let class = inc["class"].as_str().unwrap();
+                assert_ne!(class, "unknown", "{inc:#}");
+                let confidence = inc["confidence"].as_f64().unwrap();
+                assert!(confidence > 0.0 && confidence <= 1.0, "{inc:#}");
+                for shot in inc["shots"].as_array().unwrap() {
+                    assert_eq!(shot["class"], inc["class"]);
+                    assert_eq!(shot["confidence"], inc["confidence"]);
+                }
+            }
+            let calls = doc["incidents"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|i| i["class"] == "gunfire" || i["class"] == "probable_gunfire")
+                .count();
+            assert!(calls >= 1, "the quiet night's handgun shots: {doc:#}");
+        }
     }
+    // A model file that is not a classifier is a one-line error.
+    let bad = dir.path().join("bad-model.json");
+    std::fs::write(&bad, "{\"format\": 1}").unwrap();
+    let run = shotfix(&[
+        "analyze",
+        out.to_str().unwrap(),
+        "--model",
+        bad.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(1), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("not a shotfix classifier"), "{err}");
     // The pipeline benchmark streams the same pulses through the server's
     // associator: every pulse fed, the shots alerted.
     let run = shotfix(&["eval", "pipeline", out.to_str().unwrap(), "--json"]);
