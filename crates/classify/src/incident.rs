@@ -53,6 +53,10 @@ pub const INCIDENT_FEATURES: [&str; 10] = [
     "features_known",
 ];
 
+/// How many of a shot's nearest arrivals make its "nearest" pulse evidence:
+/// three, the fewest that agree on a source, so one odd sensor does not decide.
+pub const NEAREST_ARRIVALS: usize = 3;
+
 /// Excess attenuation of an impulse in air beyond spherical spreading, dB/m:
 /// atmospheric absorption of a muzzle blast's 0.5–2 kHz band at 20 °C and
 /// 50–70 % humidity is 2–10 dB/km (ISO 9613-1); 5 dB/km is the middle. Ground
@@ -90,17 +94,16 @@ pub fn features(e: &IncidentEvidence, pulse: &PulseModel) -> Vec<f64> {
     let mut with_features = 0usize;
     let mut arrivals = 0usize;
     for shot in &e.shots {
-        let mut best: Option<(f64, f64)> = None;
+        // (range, log-odds) of the arrivals with features, nearest first.
+        let mut heard: Vec<(f64, f64)> = Vec::new();
         let mut shot_levels = Vec::new();
         for a in &shot.arrivals {
             arrivals += 1;
             if let Some(f) = &a.features {
                 with_features += 1;
-                let l = pulse.logit(f, a.snr_db.unwrap_or(0.0));
+                let l = pulse.logit(f, a.snr_db.unwrap_or(0.0), a.range_m);
                 logits.push(l);
-                if best.is_none_or(|(r, _)| a.range_m < r) {
-                    best = Some((a.range_m, l));
-                }
+                heard.push((a.range_m, l));
             }
             if let Some(level) = a.level_db_spl {
                 shot_levels.push(source_level_db(level, a.range_m));
@@ -113,8 +116,11 @@ pub fn features(e: &IncidentEvidence, pulse: &PulseModel) -> Vec<f64> {
             shot_levels.sort_by(f64::total_cmp);
             levels.push(shot_levels[(shot_levels.len() * 3) / 4]);
         }
-        if let Some((_, l)) = best {
-            nearest.push(l);
+        // The nearest sensors hear the waveform least altered.
+        heard.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let near = &heard[..heard.len().min(NEAREST_ARRIVALS)];
+        if !near.is_empty() {
+            nearest.push(near.iter().map(|h| h.1).sum::<f64>() / near.len() as f64);
         }
     }
     let mean = |v: &[f64]| {

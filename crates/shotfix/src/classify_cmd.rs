@@ -86,6 +86,8 @@ struct Example {
     /// `no event` for a chance alignment), for the per-kind table.
     what: String,
     rounds: usize,
+    /// Whether its shots match a truth event (always, for Pittsburgh).
+    matched: bool,
 }
 
 fn label_of_kind(kind: &str) -> usize {
@@ -113,8 +115,27 @@ fn scene_examples(path: &Path, seed: u64) -> anyhow::Result<Vec<Example>> {
     for inc in &out.incidents {
         let shots: Vec<&model::Shot> = inc.shots.iter().collect();
         let (_, truth_of_shot) = eval_sim::match_shots(&shots, &truth);
-        // The incident is what most of its shots were; a shot that matches
-        // nothing is a chance alignment of echoes and noise: other.
+        // The incident is what most of its matched shots were. An incident
+        // that matches no event at all is left out of training and of the
+        // scores (it is listed on its own): most are rounds located too far
+        // from where they were fired to match, whose evidence is gunfire's,
+        // so calling them "other" would teach the model that gunfire-like
+        // single shots are not gunfire.
+        if truth_of_shot.iter().all(Option::is_none) {
+            let evidence = analyze_cmd::evidence(&input, &detected, inc);
+            let labels = vec![incident::OTHER; inc.shots.len()];
+            let mut e = example(
+                evidence,
+                inc,
+                incident::OTHER,
+                &labels,
+                &name,
+                "no event".into(),
+            );
+            e.matched = false;
+            examples.push(e);
+            continue;
+        }
         let mut votes = [0usize; 3];
         let shot_labels: Vec<usize> = truth_of_shot
             .iter()
@@ -161,7 +182,7 @@ fn example(
             shot.arrivals.iter().filter_map(move |a| {
                 a.features.as_ref().map(|f| {
                     (
-                        pulse::features(f, a.snr_db.unwrap_or(0.0)),
+                        pulse::features(f, a.snr_db.unwrap_or(0.0), a.range_m),
                         usize::from(l == incident::GUNFIRE),
                     )
                 })
@@ -175,6 +196,7 @@ fn example(
         source: source.to_string(),
         what,
         rounds: inc.shots.len(),
+        matched: true,
     }
 }
 
@@ -234,6 +256,7 @@ fn simulated(dir: &Path, base: u64, seeds: u64) -> anyhow::Result<Vec<Example>> 
 /// does not teach the model that everything is fireworks.
 fn fit(examples: &[&Example], provenance: String) -> anyhow::Result<Classifier> {
     let config = TrainConfig::default();
+    let examples: Vec<&Example> = examples.iter().copied().filter(|e| e.matched).collect();
     let pulses: Vec<(Vec<f64>, usize)> = examples
         .iter()
         .flat_map(|e| e.pulses.iter().cloned())
@@ -318,7 +341,13 @@ pub fn train(
         examples.extend(pittsburgh_examples(p)?);
     }
     let refs: Vec<&Example> = examples.iter().collect();
-    let counts = class_counts(&refs);
+    let counts = class_counts(
+        &refs
+            .iter()
+            .copied()
+            .filter(|e| e.matched)
+            .collect::<Vec<_>>(),
+    );
     let provenance = format!(
         "shotfix train: {} x {seeds} seeds from {TRAIN_SEED_BASE}{}; incidents gunfire/fireworks/other {}/{}/{}",
         scenarios.display(),
@@ -391,6 +420,16 @@ pub fn eval(
     let mut by_kind: std::collections::BTreeMap<String, (usize, usize)> = Default::default();
     for e in &test_sim {
         let d = model.classify(&e.evidence);
+        let called_gunfire = matches!(
+            d.class,
+            model::Class::Gunfire | model::Class::ProbableGunfire
+        );
+        let row = by_kind.entry(e.what.clone()).or_insert((0, 0));
+        row.0 += 1;
+        row.1 += usize::from(called_gunfire);
+        if !e.matched {
+            continue;
+        }
         let col = match d.class {
             model::Class::Gunfire => 0,
             model::Class::ProbableGunfire => 1,
@@ -398,9 +437,6 @@ pub fn eval(
             _ => 3,
         };
         confusion[e.label][col] += 1;
-        let row = by_kind.entry(e.what.clone()).or_insert((0, 0));
-        row.0 += 1;
-        row.1 += usize::from(col <= 1);
         if verbose && (col <= 1) != (e.label == incident::GUNFIRE) {
             let x = incident::features(&e.evidence, &model.pulse);
             let x: Vec<String> = INCIDENT_FEATURES
@@ -535,7 +571,7 @@ fn reliability(scored: &[(f64, bool)]) -> Vec<(f64, f64, usize, f64, f64)> {
 
 fn print(r: &ClassifyReport) {
     println!(
-        "Classifier on held-out simulated scenes ({}, seeds {}):",
+        "Classifier on held-out simulated scenes ({}, seeds {}); incidents that match no event are scored apart (\"no event\" below):",
         r.scenes, r.eval_seeds
     );
     println!("truth \\ called   gunfire  probable  fireworks  other");
