@@ -109,7 +109,7 @@ impl IncidentDoc {
             confidence: v.shots.iter().map(|s| s.confidence).fold(0.0, f64::max),
             rounds: v.shots.len(),
             shooters: v.shooters,
-            automatic: false,
+            automatic: v.automatic,
             first_utc: first.to_rfc3339(),
             last_utc: last.to_rfc3339(),
             lat,

@@ -36,6 +36,11 @@ pub struct Score {
     pub incidents: usize,
     pub rounds_correct: usize,
     pub shooters_correct: usize,
+    /// Truth incidents that hold automatic fire (a run of rounds from one
+    /// shooter faster than `locate::incident::AUTOMATIC_MAX_INTERVAL_S`, from
+    /// the true times), and located incidents whose flag agrees with the truth.
+    pub automatic_incidents: usize,
+    pub automatic_correct: usize,
     /// Non-gunfire events in the truth, and how many were located as shots
     /// (until classification exists, each would be a false gunfire alert).
     pub other_events: usize,
@@ -98,6 +103,30 @@ pub fn match_shots(
     (shot_of_truth, truth_of_shot)
 }
 
+/// Whether true gunshots hold automatic fire: a run of
+/// `locate::incident::AUTOMATIC_MIN_ROUNDS` from one shooter, each within
+/// `AUTOMATIC_MAX_INTERVAL_S` of the one before, by their true times.
+fn truth_automatic<'a>(events: impl Iterator<Item = &'a TruthEvent>) -> bool {
+    use locate::incident::{AUTOMATIC_MAX_INTERVAL_S, AUTOMATIC_MIN_ROUNDS};
+    let mut by_shooter: std::collections::BTreeMap<Option<u32>, Vec<model::UtcNanos>> =
+        Default::default();
+    for e in events {
+        by_shooter.entry(e.shooter).or_default().push(e.t);
+    }
+    by_shooter.values_mut().any(|times| {
+        times.sort_unstable();
+        let mut run = 1;
+        times.windows(2).any(|w| {
+            run = if w[1].seconds_since(w[0]) <= AUTOMATIC_MAX_INTERVAL_S {
+                run + 1
+            } else {
+                1
+            };
+            run >= AUTOMATIC_MIN_ROUNDS
+        })
+    })
+}
+
 /// Scores one run against the truth.
 pub fn score(
     scenario: &str,
@@ -129,8 +158,11 @@ pub fn score(
         }
     }
     let groups = truth_incidents(truth, &config);
-    let (mut rounds_correct, mut shooters_correct) = (0, 0);
+    let (mut rounds_correct, mut shooters_correct, mut automatic_correct) = (0, 0, 0);
+    let mut automatic_incidents = 0;
     for g in &groups {
+        let truly_automatic = truth_automatic(g.iter().map(|&ti| &truth[ti]));
+        automatic_incidents += usize::from(truly_automatic);
         let mut located: Vec<usize> = g
             .iter()
             .filter_map(|&ti| shot_of_truth[ti].map(|si| shots[si].0))
@@ -144,6 +176,7 @@ pub fn score(
             shooters.dedup();
             rounds_correct += usize::from(inc.rounds == g.len());
             shooters_correct += usize::from(inc.shooters == shooters.len().max(1));
+            automatic_correct += usize::from(inc.automatic == truly_automatic);
         }
     }
     Score {
@@ -157,6 +190,8 @@ pub fn score(
         incidents: groups.len(),
         rounds_correct,
         shooters_correct,
+        automatic_incidents,
+        automatic_correct,
         other_events,
         other_located,
         ghosts: truth_of_shot.iter().filter(|t| t.is_none()).count(),
@@ -231,9 +266,9 @@ pub fn run(dir: &Path, json: bool) -> anyhow::Result<()> {
     }
     println!("Simulated scenarios ({}): locate on the simulated pulse reports, analyze on the simulated audio,", dir.display());
     println!("scored against truth.json. A gunshot is detected when a located shot lies within {MATCH_DISTANCE_M} m and");
-    println!("{:.0} ms of it. No classifier yet: every located non-gunfire event would be a false gunfire alert.\n", MATCH_TIME_S * 1e3);
+    println!("{:.0} ms of it. 'other located': non-gunfire events located as shots (the classifier's calls on them are scored by `shotfix eval classify`).\n", MATCH_TIME_S * 1e3);
     println!(
-        "{:<22} {:<6} {:>8} {:>9} {:>6} {:>8} {:>7} {:>9} {:>11} {:>13} {:>6} {:>8}",
+        "{:<22} {:<6} {:>8} {:>9} {:>6} {:>8} {:>7} {:>9} {:>11} {:>8} {:>13} {:>6} {:>8}",
         "scenario",
         "mode",
         "gunshots",
@@ -243,6 +278,7 @@ pub fn run(dir: &Path, json: bool) -> anyhow::Result<()> {
         "p90 m",
         "rounds ok",
         "shooters ok",
+        "auto ok",
         "other located",
         "ghosts",
         "ms"
@@ -256,7 +292,7 @@ pub fn run(dir: &Path, json: bool) -> anyhow::Result<()> {
             }
         };
         println!(
-            "{:<22} {:<6} {:>8} {:>9} {:>6} {:>8.1} {:>7.1} {:>9} {:>11} {:>13} {:>6} {:>8.0}",
+            "{:<22} {:<6} {:>8} {:>9} {:>6} {:>8.1} {:>7.1} {:>9} {:>11} {:>8} {:>13} {:>6} {:>8.0}",
             s.scenario,
             s.mode,
             s.gunshots,
@@ -266,6 +302,7 @@ pub fn run(dir: &Path, json: bool) -> anyhow::Result<()> {
             s.p90_error_m,
             format!("{}/{}", s.rounds_correct, s.incidents),
             format!("{}/{}", s.shooters_correct, s.incidents),
+            format!("{}/{}", s.automatic_correct, s.incidents),
             format!("{}/{}", s.other_located, s.other_events),
             s.ghosts,
             s.ms

@@ -520,6 +520,8 @@ pub struct IncidentVersion {
     pub version: i64,
     pub shots: Vec<Shot>,
     pub shooters: usize,
+    /// Whether the shots hold automatic fire ([`locate::incident::is_automatic`]).
+    pub automatic: bool,
     /// `Some(kind)` when this version goes out as an alert message.
     pub alert: Option<&'static str>,
 }
@@ -614,6 +616,7 @@ impl IncidentBuilder {
             } else {
                 locate::incident::count_shooters(&shots, &self.config)
             };
+            let automatic = locate::incident::is_automatic(&shots, &self.config);
             let now = shots.first().map(|s| (shots.len(), shooters, s.position));
             let alert = if shots.is_empty() {
                 // Every shot withdrawn: cancel what was alerted; else nothing to say.
@@ -652,6 +655,7 @@ impl IncidentBuilder {
                 version: inc.version,
                 shots,
                 shooters,
+                automatic,
                 alert,
             });
         }
