@@ -71,7 +71,8 @@ pub fn source_level_db(received_db_spl: f64, range_m: f64) -> f64 {
     received_db_spl + 20.0 * r.log10() + ABSORPTION_DB_PER_M * r
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
+/// The median (the mean of the middle two for an even count); NaN for none.
+pub fn median(mut v: Vec<f64>) -> f64 {
     if v.is_empty() {
         return f64::NAN;
     }

@@ -30,7 +30,7 @@ pub mod linear;
 pub mod pulse;
 
 pub use incident::{
-    decide, ArrivalEvidence, Decision, IncidentEvidence, IncidentModel, ShotEvidence,
+    decide, median, ArrivalEvidence, Decision, IncidentEvidence, IncidentModel, ShotEvidence,
     INCIDENT_FEATURES,
 };
 pub use linear::{Softmax, TrainConfig};

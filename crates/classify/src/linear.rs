@@ -53,24 +53,44 @@ impl Softmax {
                 || *c >= classes
                 || !w.is_finite()
                 || *w < 0.0
-                || x.iter().any(|v| !v.is_finite())
+                || x.iter().any(|v| v.is_infinite())
         }) {
             return Err(
-                "training examples of mixed length, unknown class or non-finite values".into(),
+                "training examples of mixed length, unknown class, bad weight or infinite values"
+                    .into(),
             );
         }
         let total_w: f64 = examples.iter().map(|e| e.2).sum();
         if total_w <= 0.0 {
             return Err("training examples have no weight".into());
         }
+        // Means and spreads over the known values (NaN: not measurable for
+        // that example), each weighted; an unknown value is then taken at the
+        // mean, in training exactly as in use ([`Softmax::probabilities`]).
         let mut mean = vec![0.0; dim];
+        let mut known_w = vec![0.0; dim];
         for (x, _, w) in examples {
-            for (m, v) in mean.iter_mut().zip(x) {
-                *m += w * v / total_w;
+            for ((m, k), v) in mean.iter_mut().zip(&mut known_w).zip(x) {
+                if v.is_finite() {
+                    *m += w * v;
+                    *k += w;
+                }
             }
         }
+        for (m, k) in mean.iter_mut().zip(&known_w) {
+            *m = if *k > 0.0 { *m / k } else { 0.0 };
+        }
+        let filled: Vec<Vec<f64>> = examples
+            .iter()
+            .map(|(x, _, _)| {
+                x.iter()
+                    .zip(&mean)
+                    .map(|(v, m)| if v.is_finite() { *v } else { *m })
+                    .collect()
+            })
+            .collect();
         let mut scale = vec![0.0; dim];
-        for (x, _, w) in examples {
+        for (x, (_, _, w)) in filled.iter().zip(examples) {
             for ((s, v), m) in scale.iter_mut().zip(x).zip(&mean) {
                 *s += w * (v - m).powi(2) / total_w;
             }
@@ -85,10 +105,7 @@ impl Softmax {
             weights: vec![vec![0.0; dim]; classes],
             bias: vec![0.0; classes],
         };
-        let z: Vec<Vec<f64>> = examples
-            .iter()
-            .map(|(x, _, _)| model.standardise(x))
-            .collect();
+        let z: Vec<Vec<f64>> = filled.iter().map(|x| model.standardise(x)).collect();
         for _ in 0..config.iterations {
             let mut grad_w = vec![vec![0.0; dim]; classes];
             let mut grad_b = vec![0.0; classes];
@@ -136,6 +153,7 @@ impl Softmax {
     /// Class probabilities of raw features `x`. Non-finite features are taken
     /// at the training mean (no evidence either way).
     pub fn probabilities(&self, x: &[f64]) -> Vec<f64> {
+        debug_assert_eq!(x.len(), self.mean.len(), "feature vector length");
         let x: Vec<f64> = x
             .iter()
             .zip(&self.mean)
@@ -197,9 +215,24 @@ mod tests {
     }
 
     #[test]
+    fn unknown_training_values_are_taken_at_the_mean() {
+        // The second feature is unknown for half the examples; the model
+        // still learns the first, and unknown means "no evidence" in use.
+        let mut examples = Vec::new();
+        for i in 0..200 {
+            let v = if i % 2 == 0 { f64::NAN } else { 1.0 };
+            examples.push((vec![-1.0, v], 0, 1.0));
+            examples.push((vec![1.0, v], 1, 1.0));
+        }
+        let m = Softmax::fit(&examples, 2, TrainConfig::default()).unwrap();
+        assert!((m.mean[1] - 1.0).abs() < 1e-12, "{:?}", m.mean);
+        assert!(m.probabilities(&[1.0, f64::NAN])[1] > 0.9);
+    }
+
+    #[test]
     fn refuses_bad_examples() {
         assert!(Softmax::fit(&[], 2, TrainConfig::default()).is_err());
         assert!(Softmax::fit(&[(vec![1.0], 3, 1.0)], 2, TrainConfig::default()).is_err());
-        assert!(Softmax::fit(&[(vec![f64::NAN], 0, 1.0)], 2, TrainConfig::default()).is_err());
+        assert!(Softmax::fit(&[(vec![f64::INFINITY], 0, 1.0)], 2, TrainConfig::default()).is_err());
     }
 }

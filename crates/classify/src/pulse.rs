@@ -35,7 +35,9 @@ pub const PULSE_FEATURES: [&str; 16] = [
 
 /// The feature vector of one pulse heard `range_m` from its located source.
 pub fn features(f: &Features, snr_db: f64, range_m: f64) -> Vec<f64> {
-    let ln_ms = |s: f32| (f64::from(s) * 1e3).max(0.01).ln();
+    // Floors keep logarithms finite; an unknown (NaN) value stays unknown.
+    let floor = |v: f64, lo: f64| if v.is_nan() { v } else { v.max(lo) };
+    let ln_ms = |s: f32| floor(f64::from(s) * 1e3, 0.01).ln();
     let mut x = vec![
         ln_ms(f.duration_s),
         ln_ms(f.rise_time_s),
@@ -44,9 +46,9 @@ pub fn features(f: &Features, snr_db: f64, range_m: f64) -> Vec<f64> {
         f64::from(f.spectral_centroid_hz) / 1e3,
         f64::from(f.spectral_bandwidth_hz) / 1e3,
     ];
-    x.extend(f.band_energy_db.iter().map(|&v| f64::from(v).max(-80.0)));
+    x.extend(f.band_energy_db.iter().map(|&v| floor(f64::from(v), -80.0)));
     x.push(snr_db);
-    x.push(range_m.max(10.0).ln());
+    x.push(floor(range_m, 10.0).ln());
     x
 }
 

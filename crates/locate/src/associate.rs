@@ -353,7 +353,8 @@ fn neighbour_lists(
         let list = &mut out[i];
         for dx in -1..=1 {
             for dy in -1..=1 {
-                for &j in grid.get(&(cx + dx, cy + dy)).map_or(&[][..], |v| v) {
+                let key = (cx.saturating_add(dx), cy.saturating_add(dy));
+                for &j in grid.get(&key).map_or(&[][..], |v| v) {
                     let d = pi.distance(sensors[j].position);
                     if j != i && d <= reach {
                         list.push((j, d));
@@ -386,9 +387,16 @@ impl Neighbours {
         }
     }
 
-    /// The grid, if built from the same sensor list as `set`; else a new one.
+    /// The grid, if built from the same sensor places as `set`'s; else a new one.
     fn grid_for(&self, set: &PulseSet, config: &LocateConfig) -> Cow<'_, SensorGrid> {
-        if self.grid.sensors == set.sensors().len() {
+        let same = self.grid.positions.len() == set.sensors().len()
+            && self
+                .grid
+                .positions
+                .iter()
+                .zip(set.sensors())
+                .all(|(p, s)| *p == s.position);
+        if same {
             Cow::Borrowed(&self.grid)
         } else {
             Cow::Owned(SensorGrid::new(set.sensors(), config))
@@ -403,8 +411,8 @@ impl Neighbours {
 struct SensorGrid {
     cell_m: f64,
     cells: std::collections::HashMap<(i64, i64), Vec<usize>>,
-    /// How many sensors the grid was built from.
-    sensors: usize,
+    /// Where the sensors it was built from stand, by index.
+    positions: Vec<model::Point3>,
 }
 
 impl SensorGrid {
@@ -420,7 +428,7 @@ impl SensorGrid {
         SensorGrid {
             cell_m,
             cells,
-            sensors: sensors.len(),
+            positions: sensors.iter().map(|s| s.position).collect(),
         }
     }
 
@@ -435,7 +443,8 @@ impl SensorGrid {
         let mut out = Vec::new();
         for dx in -1..=1 {
             for dy in -1..=1 {
-                if let Some(list) = self.cells.get(&(cx + dx, cy + dy)) {
+                let key = (cx.saturating_add(dx), cy.saturating_add(dy));
+                if let Some(list) = self.cells.get(&key) {
                     out.extend_from_slice(list);
                 }
             }

@@ -4,8 +4,9 @@
 //! `incident_gap_s` of that incident's last shot and within `incident_radius_m`
 //! of any of its shots; otherwise it opens a new one. Rounds are the shots.
 //! Shooters are the groups of shots that are clearly apart: single-linkage
-//! clustering where two shots link when they are closer than both
-//! `shooter_separation_m` and their combined 95 % radii. Automatic fire is a
+//! clustering where two shots link when they are closer than the larger of
+//! `shooter_separation_m` and their combined 95 % radii (two shots are only
+//! told apart when both measures say so). Automatic fire is a
 //! run of rounds from one position faster than a trigger finger
 //! ([`AUTOMATIC_MAX_INTERVAL_S`]).
 //!
@@ -93,19 +94,23 @@ pub fn is_automatic(shots: &[Shot], config: &LocateConfig) -> bool {
         by_group.entry(groups[i]).or_default().push(i);
     }
     by_group.values().any(|members| {
-        let mut run = 1;
-        for w in members.windows(2) {
-            let dt = shots[w[1]].t_emit.seconds_since(shots[w[0]].t_emit);
-            run = if dt <= AUTOMATIC_MAX_INTERVAL_S {
-                run + 1
-            } else {
-                1
-            };
-            if run >= AUTOMATIC_MIN_ROUNDS {
-                return true;
-            }
-        }
-        false
+        let times: Vec<model::UtcNanos> = members.iter().map(|&i| shots[i].t_emit).collect();
+        has_automatic_run(&times)
+    })
+}
+
+/// Whether one shooter's rounds, at `times` (in order), hold a run of
+/// [`AUTOMATIC_MIN_ROUNDS`] each within [`AUTOMATIC_MAX_INTERVAL_S`] of the
+/// one before.
+pub fn has_automatic_run(times: &[model::UtcNanos]) -> bool {
+    let mut run = 1;
+    times.windows(2).any(|w| {
+        run = if w[1].seconds_since(w[0]) <= AUTOMATIC_MAX_INTERVAL_S {
+            run + 1
+        } else {
+            1
+        };
+        run >= AUTOMATIC_MIN_ROUNDS
     })
 }
 
@@ -116,8 +121,8 @@ pub fn count_shooters(shots: &[Shot], config: &LocateConfig) -> usize {
 }
 
 /// Each shot's shooting position, as the index of one shot of its group:
-/// single linkage, two shots linking when closer than both the shooter
-/// separation and their combined 95 % radii.
+/// single linkage, two shots linking when closer than the larger of the
+/// shooter separation and their combined 95 % radii.
 fn shooter_groups(shots: &[Shot], config: &LocateConfig) -> Vec<usize> {
     let n = shots.len();
     let mut parent: Vec<usize> = (0..n).collect();

@@ -320,13 +320,14 @@ fn evidence_with<'a>(
         .shots
         .iter()
         .map(|shot| {
-            let mut heights: Vec<f64> = shot
+            let heights: Vec<f64> = shot
                 .arrivals
                 .iter()
                 .filter_map(|a| height.get(&a.sensor).copied())
                 .collect();
-            heights.sort_by(f64::total_cmp);
-            let ground = heights.get(heights.len() / 2).copied().unwrap_or(0.0);
+            // A shot always has arrivals at known sensors; were it not so, its
+            // height is unknown, not zero.
+            let ground = classify::median(heights);
             classify::ShotEvidence {
                 t_s: shot.t_emit.seconds_since(epoch),
                 position: shot.position,

@@ -268,8 +268,8 @@ fn fit(examples: &[&Example], provenance: String) -> anyhow::Result<Classifier> 
         .iter()
         .map(|e| (incident::features(&e.evidence, &pulse), e.label))
         .collect();
-    // NaN (unmeasurable) features are taken at their mean for training too.
-    let rows = fill_missing(rows);
+    // NaN (unmeasurable) features: `Softmax::fit` takes them at its mean,
+    // as `probabilities` does in use.
     let incident_model = Softmax::fit(&balanced(&rows, 3), 3, config)
         .map_err(|e| anyhow::anyhow!("incident model: {e}"))?;
     Ok(Classifier {
@@ -299,35 +299,6 @@ fn balanced(rows: &[(Vec<f64>, usize)], classes: usize) -> Vec<(Vec<f64>, usize,
         .collect()
 }
 
-fn fill_missing(rows: Vec<(Vec<f64>, usize)>) -> Vec<(Vec<f64>, usize)> {
-    let dim = rows.first().map_or(0, |r| r.0.len());
-    let mean: Vec<f64> = (0..dim)
-        .map(|j| {
-            let known: Vec<f64> = rows
-                .iter()
-                .map(|r| r.0[j])
-                .filter(|v| v.is_finite())
-                .collect();
-            if known.is_empty() {
-                0.0
-            } else {
-                known.iter().sum::<f64>() / known.len() as f64
-            }
-        })
-        .collect();
-    rows.into_iter()
-        .map(|(x, c)| {
-            (
-                x.iter()
-                    .zip(&mean)
-                    .map(|(v, m)| if v.is_finite() { *v } else { *m })
-                    .collect(),
-                c,
-            )
-        })
-        .collect()
-}
-
 /// `shotfix train`: simulated scenes (and Pittsburgh, unless left out) to a
 /// classifier file.
 pub fn train(
@@ -336,6 +307,9 @@ pub fn train(
     pittsburgh: Option<&Path>,
     out: &Path,
 ) -> anyhow::Result<()> {
+    if seeds == 0 {
+        anyhow::bail!("--seeds must be at least 1");
+    }
     let mut examples = simulated(scenarios, TRAIN_SEED_BASE, seeds)?;
     if let Some(p) = pittsburgh {
         examples.extend(pittsburgh_examples(p)?);
@@ -404,6 +378,10 @@ pub fn eval(
     verbose: bool,
     json: bool,
 ) -> anyhow::Result<()> {
+    if train_seeds == 0 || eval_seeds == 0 {
+        anyhow::bail!("--train-seeds and --eval-seeds must be at least 1");
+    }
+    let hours = simulated_hours(scenarios, eval_seeds)?;
     let train_sim = simulated(scenarios, TRAIN_SEED_BASE, train_seeds)?;
     let test_sim = simulated(scenarios, EVAL_SEED_BASE, eval_seeds)?;
     let real = match pittsburgh {
@@ -477,8 +455,8 @@ pub fn eval(
         fireworks_called_gunfire: (confusion[1][0] + confusion[1][1]) as f64
             / fireworks.max(1) as f64,
         reliability: reliability(&scored),
-        false_alerts_per_hour: false_alerts as f64 / simulated_hours(scenarios, eval_seeds)?,
-        simulated_hours: simulated_hours(scenarios, eval_seeds)?,
+        false_alerts_per_hour: false_alerts as f64 / hours.max(1e-9),
+        simulated_hours: hours,
         by_kind: by_kind.into_iter().map(|(k, (n, g))| (k, n, g)).collect(),
         pittsburgh: pittsburgh_folds(&train_sim, &real)?,
     };

@@ -79,7 +79,7 @@ pub fn run(path: &Path, batch_ms: f64, json: bool) -> Result<()> {
     let mut pulses = pulses.into_iter().peekable();
     // Every pulse, then the quiet after the last (so its shots become final).
     let end = last.offset_by_seconds(associator.horizon_s() + server::pipeline::MAX_DEFER_S);
-    while until <= end {
+    while pulses.peek().is_some() || until <= end {
         let batch: Vec<Pulse> = std::iter::from_fn(|| pulses.next_if(|p| p.t < until)).collect();
         next += batch.len();
         let started = Instant::now();
@@ -102,7 +102,12 @@ pub fn run(path: &Path, batch_ms: f64, json: bool) -> Result<()> {
         }
         until = until.offset_by_seconds(step);
     }
-    debug_assert_eq!(next, total);
+    if next != total || times_ms.is_empty() {
+        anyhow::bail!(
+            "internal: fed {next} of {total} pulses in {} batches",
+            times_ms.len()
+        );
+    }
     let event_s = last.seconds_since(first).max(step);
     let live_batches = live_batches.min(times_ms.len());
     let processing_s: f64 = times_ms[..live_batches].iter().sum::<f64>() / 1e3;

@@ -107,7 +107,6 @@ pub fn match_shots(
 /// `locate::incident::AUTOMATIC_MIN_ROUNDS` from one shooter, each within
 /// `AUTOMATIC_MAX_INTERVAL_S` of the one before, by their true times.
 fn truth_automatic<'a>(events: impl Iterator<Item = &'a TruthEvent>) -> bool {
-    use locate::incident::{AUTOMATIC_MAX_INTERVAL_S, AUTOMATIC_MIN_ROUNDS};
     let mut by_shooter: std::collections::BTreeMap<Option<u32>, Vec<model::UtcNanos>> =
         Default::default();
     for e in events {
@@ -115,15 +114,7 @@ fn truth_automatic<'a>(events: impl Iterator<Item = &'a TruthEvent>) -> bool {
     }
     by_shooter.values_mut().any(|times| {
         times.sort_unstable();
-        let mut run = 1;
-        times.windows(2).any(|w| {
-            run = if w[1].seconds_since(w[0]) <= AUTOMATIC_MAX_INTERVAL_S {
-                run + 1
-            } else {
-                1
-            };
-            run >= AUTOMATIC_MIN_ROUNDS
-        })
+        locate::incident::has_automatic_run(times)
     })
 }
 
