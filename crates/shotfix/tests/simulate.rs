@@ -237,3 +237,130 @@ fn bad_scenarios_are_one_line_and_non_zero() {
     let missing = shotfix(&["simulate", "/nonexistent.toml", "--out", "/tmp/x"]);
     assert_eq!(missing.status.code(), Some(1));
 }
+
+/// A tiny template: one minute of a small city with handgun shots,
+/// firecrackers and door slams, for the classifier's commands.
+const TINY_TEMPLATE: &str = r#"
+name = "Tiny mixed"
+seed = 5
+start_utc = "2026-07-04T23:00:00Z"
+duration_s = 60.0
+
+[origin]
+lat = 40.4406
+lon = -79.9959
+alt_m = 230.0
+
+[city]
+width_m = 1000.0
+depth_m = 1000.0
+sensors_per_km2 = 8.0
+
+[[random]]
+kind = "gunshot"
+weapon = "9mm"
+per_hour = 240.0
+
+[[random]]
+kind = "firecracker"
+per_hour = 240.0
+
+[[random]]
+kind = "door_slam"
+per_hour = 240.0
+"#;
+
+#[test]
+fn train_writes_a_model_that_analyze_loads_and_eval_classify_scores() {
+    let dir = tempfile::tempdir().unwrap();
+    let templates = dir.path().join("templates");
+    std::fs::create_dir(&templates).unwrap();
+    std::fs::write(templates.join("mixed.toml"), TINY_TEMPLATE).unwrap();
+    let model = dir.path().join("model.json");
+    let t = templates.to_str().unwrap();
+    let run = shotfix(&[
+        "train",
+        "--scenarios",
+        t,
+        "--seeds",
+        "1",
+        "--no-pittsburgh",
+        "--out",
+        model.to_str().unwrap(),
+    ]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let file: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&model).unwrap()).unwrap();
+    assert_eq!(file["format"], 1);
+    // The trained file is a classifier analyze accepts.
+    let scene = dir.path().join("scene");
+    let run = shotfix(&[
+        "simulate",
+        templates.join("mixed.toml").to_str().unwrap(),
+        "--out",
+        scene.to_str().unwrap(),
+    ]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let run = shotfix(&[
+        "analyze",
+        scene.to_str().unwrap(),
+        "--json",
+        "--model",
+        model.to_str().unwrap(),
+    ]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    // The evaluation scores every matched held-out incident once.
+    let run = shotfix(&[
+        "eval",
+        "classify",
+        "--scenarios",
+        t,
+        "--train-seeds",
+        "1",
+        "--eval-seeds",
+        "1",
+        "--no-pittsburgh",
+        "--json",
+    ]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    let scored: u64 = report["confusion"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|row| row.as_array().unwrap())
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    let by_kind: u64 = report["by_kind"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|k| k[0] != "no event")
+        .map(|k| k[1].as_u64().unwrap())
+        .sum();
+    assert!(scored > 0, "{report}");
+    assert_eq!(scored, by_kind, "{report}");
+    let f1 = report["f1"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&f1), "{report}");
+    // Nonsense settings are a one-line error.
+    let run = shotfix(&["train", "--scenarios", t, "--seeds", "0", "--no-pittsburgh"]);
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(1), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+}
