@@ -322,6 +322,11 @@ impl Pg {
 /// connection string says otherwise (`connect_timeout`).
 const POSTGRES_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long an SQLite connection waits for another one's lock: longer than
+/// any one group commit or migration takes, short enough that a stuck peer is
+/// reported instead of hanging start-up.
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
 impl Conn {
     /// Sets up an SQLite connection: write-ahead log (readers never block the
     /// writer), `synchronous=FULL` (a commit is on disk when it returns),
@@ -329,8 +334,27 @@ impl Conn {
     /// process's migration never fails a write; set first, so that switching
     /// to WAL waits too).
     pub(crate) fn sqlite(conn: rusqlite::Connection) -> Result<Conn, DbError> {
-        conn.busy_timeout(Duration::from_secs(10))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.busy_timeout(SQLITE_BUSY_TIMEOUT)?;
+        // Switching a new file to WAL takes an exclusive lock, and SQLite
+        // answers "locked" at once, without its busy handler, while another
+        // connection is opening or switching the same file (several processes
+        // or threads starting on one database). So the switch is retried for
+        // as long as the busy timeout allows.
+        let started = std::time::Instant::now();
+        loop {
+            match conn.pragma_update(None, "journal_mode", "WAL") {
+                Ok(()) => break,
+                Err(rusqlite::Error::SqliteFailure(e, _))
+                    if matches!(
+                        e.code,
+                        rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                    ) && started.elapsed() < SQLITE_BUSY_TIMEOUT =>
+                {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.set_prepared_statement_cache_capacity(64);
