@@ -25,7 +25,7 @@ use server::mqtt::Publisher;
 use server::replay;
 use server::wire::{self, MqttEnvelopeV1};
 
-use common::{counters, pittsburgh, settled, shots_of, ORIGIN};
+use common::{counters, get, get_text, pittsburgh, settled, shots_of, ORIGIN};
 
 /// The broker the tests use.
 fn broker_url() -> String {
@@ -169,12 +169,7 @@ fn mqtt_outcomes(c: &Value) -> u64 {
 }
 
 async fn pulses(base: &str) -> Vec<(String, String)> {
-    let v: Value = reqwest::get(format!("{base}/v1/pulses?limit=1000"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v = get(format!("{base}/v1/pulses?limit=1000")).await;
     let mut out: Vec<(String, String)> = v["pulses"]
         .as_array()
         .unwrap()
@@ -363,12 +358,7 @@ async fn reports_over_mqtt_are_stored_and_bad_ones_refused_and_counted() {
         .unwrap()
         .status();
     assert_eq!(status, 200, "duplicate across transports");
-    let metrics = reqwest::get(format!("{base}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = get_text(format!("{base}/metrics")).await;
     assert!(
         metrics.contains("shotfix_mqtt_rejected_forged_total 3\n"),
         "{metrics}"

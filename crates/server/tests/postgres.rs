@@ -37,7 +37,8 @@ use server::config::{Database, ServerConfig, WebhookConfig};
 use server::replay::{self, ReplayInput};
 
 use common::{
-    incidents, locate_shots, pittsburgh, receiver, settled, shots_of, sse_text, Deliveries, ORIGIN,
+    get, get_text, incidents, locate_shots, pittsburgh, receiver, settled, shots_of, sse_text,
+    Deliveries, ORIGIN,
 };
 
 // ---- PostgreSQL databases ----------------------------------------------------
@@ -165,26 +166,6 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
 }
 
 // ---- the data and the server's API -------------------------------------------
-
-async fn get(url: String) -> Value {
-    let response = reqwest::get(&url).await.unwrap();
-    assert!(
-        response.status().is_success(),
-        "GET {url}: {}",
-        response.status()
-    );
-    response.json().await.unwrap()
-}
-
-async fn get_text(url: String) -> String {
-    let response = reqwest::get(&url).await.unwrap();
-    assert!(
-        response.status().is_success(),
-        "GET {url}: {}",
-        response.status()
-    );
-    response.text().await.unwrap()
-}
 
 /// Asserts two shot lists agree: same count, same times, within 1 m.
 fn assert_same_shots(what: &str, got: &[(f64, f64, String)], want: &[(f64, f64, String)]) {

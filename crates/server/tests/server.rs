@@ -12,11 +12,13 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
 use server::config::ServerConfig;
 use server::replay;
 
-use common::{counters, locate_shots, pittsburgh, receiver, settled, shots_of, sse_text, ORIGIN};
+use common::{
+    counters, get, get_text, locate_shots, pittsburgh, receiver, settled, shots_of, sse_text,
+    ORIGIN,
+};
 
 /// Wall time after a replay until its shots are final.
 const FINAL_AFTER: Duration = Duration::from_secs(13);
@@ -227,12 +229,7 @@ async fn alerts_reach_sse_and_webhooks_and_validate_as_cap_and_geojson() {
     let sse_task = sse_text(&base).await;
     replay::replay(&base, &keys, &input, 0.0).await.unwrap();
     let list = settled(&base, Duration::from_millis(1500)).await;
-    let alerts: Value = reqwest::get(format!("{base}/v1/alerts"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let alerts = get(format!("{base}/v1/alerts")).await;
     let alerts = alerts["alerts"].as_array().unwrap().clone();
     assert!(!alerts.is_empty());
     // Every alert reached the webhook receiver (within a few seconds).
@@ -258,12 +255,7 @@ async fn alerts_reach_sse_and_webhooks_and_validate_as_cap_and_geojson() {
         );
     }
     // GeoJSON validates (RFC 7946 structure, via the geojson crate).
-    let gj = reqwest::get(format!("{base}/v1/incidents.geojson"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let gj = get_text(format!("{base}/v1/incidents.geojson")).await;
     let parsed: geojson::GeoJson = gj.parse().unwrap();
     let geojson::GeoJson::FeatureCollection(fc) = parsed else {
         panic!("not a FeatureCollection")
@@ -274,12 +266,7 @@ async fn alerts_reach_sse_and_webhooks_and_validate_as_cap_and_geojson() {
     );
     // CAP validates against the OASIS CAP 1.2 schema.
     let id = alerts[0]["incident"]["id"].as_str().unwrap();
-    let cap = reqwest::get(format!("{base}/v1/incidents/{id}/cap"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let cap = get_text(format!("{base}/v1/incidents/{id}/cap")).await;
     let file = dir.path().join("alert.xml");
     std::fs::write(&file, &cap).unwrap();
     let schema = cap_schema();

@@ -23,14 +23,31 @@ pub const ORIGIN: Geodetic = Geodetic {
     alt_m: 250.0,
 };
 
+/// `GET url` as JSON; the request must succeed.
+pub async fn get(url: String) -> Value {
+    let response = reqwest::get(&url).await.unwrap();
+    assert!(
+        response.status().is_success(),
+        "GET {url}: {}",
+        response.status()
+    );
+    response.json().await.unwrap()
+}
+
+/// `GET url` as text; the request must succeed.
+pub async fn get_text(url: String) -> String {
+    let response = reqwest::get(&url).await.unwrap();
+    assert!(
+        response.status().is_success(),
+        "GET {url}: {}",
+        response.status()
+    );
+    response.text().await.unwrap()
+}
+
 /// `GET /v1/incidents`, every incident.
 pub async fn incidents(base: &str) -> Value {
-    reqwest::get(format!("{base}/v1/incidents?limit=10000"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    get(format!("{base}/v1/incidents?limit=10000")).await
 }
 
 /// Waits until the incident list has not changed for `quiet` (at most a minute).
@@ -89,13 +106,7 @@ pub fn locate_shots(test: &Path) -> Vec<(f64, f64, String)> {
 
 /// `/v1/health`'s counters.
 pub async fn counters(base: &str) -> Value {
-    let health: Value = reqwest::get(format!("{base}/v1/health"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    health["counters"].clone()
+    get(format!("{base}/v1/health")).await["counters"].clone()
 }
 
 /// Webhook deliveries received: (`X-Shotfix-Delivery` id, body).
