@@ -24,6 +24,23 @@ fn shotfix(args: &[&str]) -> Output {
         .expect("run shotfix")
 }
 
+/// Asserts a run failed with exit status 1 and a one-line message; returns it.
+fn one_line_error(run: &Output, what: &str) -> String {
+    let err = String::from_utf8_lossy(&run.stderr).into_owned();
+    assert_eq!(run.status.code(), Some(1), "{what}: {err}");
+    assert_eq!(err.lines().count(), 1, "{what}: {err}");
+    err
+}
+
+/// Asserts a run succeeded, showing its stderr if not.
+fn assert_success(run: &Output, what: &str) {
+    assert!(
+        run.status.success(),
+        "{what}: {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+}
+
 fn truth(dir: &Path) -> Vec<serde_json::Value> {
     let text = std::fs::read_to_string(dir.join("truth.json")).unwrap();
     let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
@@ -65,20 +82,12 @@ fn simulated_scene_round_trips_through_locate_and_analyze() {
         "--out",
         out.to_str().unwrap(),
     ]);
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    assert_success(&run, "simulate");
     let events = truth(&out);
     assert_eq!(events.len(), 6);
     for command in ["locate", "analyze"] {
         let run = shotfix(&[command, out.to_str().unwrap(), "--json"]);
-        assert!(
-            run.status.success(),
-            "{command}: {}",
-            String::from_utf8_lossy(&run.stderr)
-        );
+        assert_success(&run, command);
         let doc: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
         let shots: Vec<&serde_json::Value> = doc["incidents"]
             .as_array()
@@ -131,18 +140,12 @@ fn simulated_scene_round_trips_through_locate_and_analyze() {
         "--model",
         bad.to_str().unwrap(),
     ]);
-    let err = String::from_utf8_lossy(&run.stderr);
-    assert_eq!(run.status.code(), Some(1), "{err}");
-    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    let err = one_line_error(&run, "a bad model file");
     assert!(err.contains("not a shotfix classifier"), "{err}");
     // The pipeline benchmark streams the same pulses through the server's
     // associator: every pulse fed, the shots alerted.
     let run = shotfix(&["eval", "pipeline", out.to_str().unwrap(), "--json"]);
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    assert_success(&run, "eval pipeline");
     let report: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
     let pulses = std::fs::read_to_string(out.join("pulses.jsonl"))
         .unwrap()
@@ -159,9 +162,7 @@ fn simulated_scene_round_trips_through_locate_and_analyze() {
             out.to_str().unwrap(),
             &format!("--batch-ms={bad}"),
         ]);
-        let err = String::from_utf8_lossy(&run.stderr);
-        assert_eq!(run.status.code(), Some(1), "{bad}: {err}");
-        assert_eq!(err.trim().lines().count(), 1, "{bad}: {err}");
+        one_line_error(&run, bad);
     }
     // Writing again over an earlier scene is allowed; over anything else it is not.
     assert!(shotfix(&[
@@ -194,11 +195,7 @@ fn eval_scenarios_prints_a_row_per_mode() {
     )
     .unwrap();
     let run = shotfix(&["eval", "scenarios", dir.path().to_str().unwrap(), "--json"]);
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    assert_success(&run, "eval scenarios");
     let rows: Vec<serde_json::Value> = serde_json::from_slice(&run.stdout).unwrap();
     assert_eq!(rows.len(), 2);
     for row in rows {
@@ -228,9 +225,7 @@ fn bad_scenarios_are_one_line_and_non_zero() {
             "--out",
             dir.path().join("o").to_str().unwrap(),
         ]);
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "{name}: {stderr}");
-        assert_eq!(stderr.lines().count(), 1, "{name}: {stderr}");
+        let stderr = one_line_error(&out, name);
         assert!(stderr.starts_with("shotfix: error: "), "{name}: {stderr}");
         assert!(out.stdout.is_empty());
     }
@@ -288,11 +283,7 @@ fn train_writes_a_model_that_analyze_loads_and_eval_classify_scores() {
         "--out",
         model.to_str().unwrap(),
     ]);
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    assert_success(&run, "train");
     let file: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&model).unwrap()).unwrap();
     assert_eq!(file["format"], 1);
@@ -304,11 +295,7 @@ fn train_writes_a_model_that_analyze_loads_and_eval_classify_scores() {
         "--out",
         scene.to_str().unwrap(),
     ]);
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    assert_success(&run, "simulate");
     let run = shotfix(&[
         "analyze",
         scene.to_str().unwrap(),
@@ -316,11 +303,7 @@ fn train_writes_a_model_that_analyze_loads_and_eval_classify_scores() {
         "--model",
         model.to_str().unwrap(),
     ]);
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    assert_success(&run, "analyze --model");
     // The evaluation scores every matched held-out incident once.
     let run = shotfix(&[
         "eval",
@@ -334,11 +317,7 @@ fn train_writes_a_model_that_analyze_loads_and_eval_classify_scores() {
         "--no-pittsburgh",
         "--json",
     ]);
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    assert_success(&run, "eval classify");
     let report: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
     let scored: u64 = report["confusion"]
         .as_array()
@@ -360,7 +339,5 @@ fn train_writes_a_model_that_analyze_loads_and_eval_classify_scores() {
     assert!((0.0..=1.0).contains(&f1), "{report}");
     // Nonsense settings are a one-line error.
     let run = shotfix(&["train", "--scenarios", t, "--seeds", "0", "--no-pittsburgh"]);
-    let err = String::from_utf8_lossy(&run.stderr);
-    assert_eq!(run.status.code(), Some(1), "{err}");
-    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    one_line_error(&run, "--seeds 0");
 }
