@@ -111,8 +111,13 @@ struct Hypothesis {
 impl Hypothesis {
     /// Better: more sensors, then smaller residuals.
     fn better_than(&self, other: &Hypothesis) -> bool {
-        self.support.len() > other.support.len()
-            || self.support.len() == other.support.len() && self.sum_sq_s2 < other.sum_sq_s2
+        other.beaten_by(self.support.len(), self.sum_sq_s2)
+    }
+
+    /// Whether a support of `count` sensors with squared residuals summing to
+    /// `sum_sq_s2` would be better than this.
+    fn beaten_by(&self, count: usize, sum_sq_s2: f64) -> bool {
+        count > self.support.len() || count == self.support.len() && sum_sq_s2 < self.sum_sq_s2
     }
 }
 
@@ -336,30 +341,16 @@ fn neighbour_lists(
     among: &[usize],
     config: &LocateConfig,
 ) -> Vec<Vec<(usize, f64)>> {
-    use std::collections::HashMap;
     let reach = 2.0 * config.max_range_m;
-    let cell = |i: usize| {
-        let p = sensors[i].position;
-        ((p.x / reach).floor() as i64, (p.y / reach).floor() as i64)
-    };
-    let mut grid: HashMap<(i64, i64), Vec<usize>> = HashMap::new();
-    for &i in among {
-        grid.entry(cell(i)).or_default().push(i);
-    }
+    let grid = SensorGrid::over(sensors, among, reach);
     let mut out = vec![Vec::new(); sensors.len()];
     for &i in among {
-        let (cx, cy) = cell(i);
         let pi = sensors[i].position;
         let list = &mut out[i];
-        for dx in -1..=1 {
-            for dy in -1..=1 {
-                let key = (cx.saturating_add(dx), cy.saturating_add(dy));
-                for &j in grid.get(&key).map_or(&[][..], |v| v) {
-                    let d = pi.distance(sensors[j].position);
-                    if j != i && d <= reach {
-                        list.push((j, d));
-                    }
-                }
+        for j in grid.around(pi) {
+            let d = pi.distance(sensors[j].position);
+            if j != i && d <= reach {
+                list.push((j, d));
             }
         }
         list.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
@@ -404,9 +395,10 @@ impl Neighbours {
     }
 }
 
-/// Sensors by place: a uniform grid of square cells one maximum range wide,
-/// so the sensors that can hear a point are found in its cell and the eight
-/// around it, whatever the size of the network.
+/// Sensors by place: a uniform grid of square cells (one maximum range wide
+/// for "who can hear this point", two for neighbour lists), so the sensors
+/// within a cell width of a point are found in its cell and the eight around
+/// it, whatever the size of the network.
 #[derive(Debug, Clone)]
 struct SensorGrid {
     cell_m: f64,
@@ -417,11 +409,17 @@ struct SensorGrid {
 
 impl SensorGrid {
     fn new(sensors: &[Sensor], config: &LocateConfig) -> SensorGrid {
-        let cell_m = config.max_range_m.max(1.0);
+        let all: Vec<usize> = (0..sensors.len()).collect();
+        SensorGrid::over(sensors, &all, config.max_range_m)
+    }
+
+    /// A grid of the sensors `among`, in cells `cell_m` wide.
+    fn over(sensors: &[Sensor], among: &[usize], cell_m: f64) -> SensorGrid {
+        let cell_m = cell_m.max(1.0);
         let mut cells: std::collections::HashMap<(i64, i64), Vec<usize>> = Default::default();
-        for (i, s) in sensors.iter().enumerate() {
+        for &i in among {
             cells
-                .entry(Self::key(cell_m, s.position))
+                .entry(Self::key(cell_m, sensors[i].position))
                 .or_default()
                 .push(i);
         }
@@ -614,10 +612,9 @@ impl Search<'_> {
                     else {
                         continue;
                     };
-                    let better = best.as_ref().is_none_or(|bh| {
-                        count > bh.support.len()
-                            || count == bh.support.len() && sum_sq_s2 < bh.sum_sq_s2
-                    });
+                    let better = best
+                        .as_ref()
+                        .is_none_or(|bh| bh.beaten_by(count, sum_sq_s2));
                     if better {
                         let mut support = Vec::with_capacity(count);
                         support.push(anchor);

@@ -124,7 +124,17 @@ pub fn count_shooters(shots: &[Shot], config: &LocateConfig) -> usize {
 /// single linkage, two shots linking when closer than the larger of the
 /// shooter separation and their combined 95 % radii.
 fn shooter_groups(shots: &[Shot], config: &LocateConfig) -> Vec<usize> {
-    let n = shots.len();
+    linked_groups(shots.len(), |i, j| {
+        let d = shots[i].position.distance_2d(shots[j].position);
+        let combined = shots[i].err95_m.hypot(shots[j].err95_m);
+        d < config.shooter_separation_m.max(combined)
+    })
+}
+
+/// Single-linkage groups of `n` items under the symmetric relation `linked`:
+/// each item's group, named by the index of one of its members (a group's
+/// name is a member of it, so `group[i] == i` picks one item per group).
+pub fn linked_groups(n: usize, linked: impl Fn(usize, usize) -> bool) -> Vec<usize> {
     let mut parent: Vec<usize> = (0..n).collect();
     fn root(parent: &mut [usize], mut i: usize) -> usize {
         while parent[i] != i {
@@ -135,9 +145,7 @@ fn shooter_groups(shots: &[Shot], config: &LocateConfig) -> Vec<usize> {
     }
     for i in 0..n {
         for j in i + 1..n {
-            let d = shots[i].position.distance_2d(shots[j].position);
-            let combined = shots[i].err95_m.hypot(shots[j].err95_m);
-            if d < config.shooter_separation_m.max(combined) {
+            if linked(i, j) {
                 let (ri, rj) = (root(&mut parent, i), root(&mut parent, j));
                 parent[ri] = rj;
             }

@@ -182,12 +182,8 @@ impl Associator {
         let final_before = newest.offset_by_seconds(-(self.reach_s() + LATENESS_S));
         let mut consumed = BTreeSet::new();
         for group in self.final_groups(final_before) {
-            // Pulses of shots finalised before leave the pool before the next
-            // group's association sees them.
-            if !consumed.is_empty() {
-                self.pool.retain(|(_, id), _| !consumed.contains(id));
-            }
-            let (finals, used) = self.finalise(&group);
+            // The pulses of groups finalised before it in this run are taken.
+            let (finals, used) = self.finalise(&group, &consumed);
             changes.extend(finals);
             consumed.extend(used);
         }
@@ -216,28 +212,14 @@ impl Associator {
         let near = 2.0 * self.config.max_range_m;
         let shots = std::mem::take(&mut self.live);
         // Connected components of the "compete for pulses" relation.
-        let mut group: Vec<usize> = (0..shots.len()).collect();
-        fn root(group: &mut [usize], mut i: usize) -> usize {
-            while group[i] != i {
-                group[i] = group[group[i]];
-                i = group[i];
-            }
-            i
-        }
-        for i in 0..shots.len() {
-            for j in i + 1..shots.len() {
-                let (a, b) = (&shots[i].shot, &shots[j].shot);
-                if a.t_emit.seconds_since(b.t_emit).abs() <= reach
-                    && a.position.distance_2d(b.position) <= near
-                {
-                    let (ri, rj) = (root(&mut group, i), root(&mut group, j));
-                    group[ri] = rj;
-                }
-            }
-        }
+        let group = locate::incident::linked_groups(shots.len(), |i, j| {
+            let (a, b) = (&shots[i].shot, &shots[j].shot);
+            a.t_emit.seconds_since(b.t_emit).abs() <= reach
+                && a.position.distance_2d(b.position) <= near
+        });
         let mut members: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
-        for i in 0..shots.len() {
-            members.entry(root(&mut group, i)).or_default().push(i);
+        for (i, g) in group.into_iter().enumerate() {
+            members.entry(g).or_default().push(i);
         }
         let mut groups_ready: Vec<Vec<usize>> = Vec::new();
         for list in members.into_values() {
@@ -286,7 +268,11 @@ impl Associator {
     /// A provisional shot is matched to its final self by shared pulses and keeps
     /// its key; one with no final self is lost, and a final shot that streaming
     /// missed is added.
-    fn finalise(&mut self, done: &[LiveShot]) -> (Vec<ShotChange>, BTreeSet<PulseId>) {
+    fn finalise(
+        &mut self,
+        done: &[LiveShot],
+        taken: &BTreeSet<PulseId>,
+    ) -> (Vec<ShotChange>, BTreeSet<PulseId>) {
         let reach = self.reach_s();
         let (Some(first), Some(last)) = (
             done.iter().map(|s| s.shot.t_emit).min(),
@@ -312,7 +298,7 @@ impl Associator {
             .pool
             .range((from, PulseId(String::new()))..)
             .take_while(|((t, _), _)| *t <= to)
-            .filter(|(_, p)| near.contains(&p.sensor))
+            .filter(|(_, p)| near.contains(&p.sensor) && !taken.contains(&p.id))
             .map(|(_, p)| p.clone())
             .collect();
         let found = match PulseSet::new(self.sensors.clone(), pulses) {
