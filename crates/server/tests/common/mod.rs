@@ -23,26 +23,25 @@ pub const ORIGIN: Geodetic = Geodetic {
     alt_m: 250.0,
 };
 
-/// `GET url` as JSON; the request must succeed.
-pub async fn get(url: String) -> Value {
-    let response = reqwest::get(&url).await.unwrap();
+/// `GET url`, which must succeed.
+async fn get_ok(url: &str) -> reqwest::Response {
+    let response = reqwest::get(url).await.unwrap();
     assert!(
         response.status().is_success(),
         "GET {url}: {}",
         response.status()
     );
-    response.json().await.unwrap()
+    response
+}
+
+/// `GET url` as JSON; the request must succeed.
+pub async fn get(url: String) -> Value {
+    get_ok(&url).await.json().await.unwrap()
 }
 
 /// `GET url` as text; the request must succeed.
 pub async fn get_text(url: String) -> String {
-    let response = reqwest::get(&url).await.unwrap();
-    assert!(
-        response.status().is_success(),
-        "GET {url}: {}",
-        response.status()
-    );
-    response.text().await.unwrap()
+    get_ok(&url).await.text().await.unwrap()
 }
 
 /// `GET /v1/incidents`, every incident.
