@@ -318,12 +318,218 @@ fn search_shots(
             None => anchors.retain(|&a| a != anchor),
         }
     }
+    if streaming.is_none() {
+        shots = search.retime_bursts(shots);
+    }
     let mut out: Vec<Shot> = shots
         .into_iter()
         .map(|(s, p)| search.to_shot(&s, &p))
         .collect();
     out.sort_by_key(|s| s.t_emit);
     out
+}
+
+/// Shots this close in emission time, one after another from about one place,
+/// are a burst whose rounds may have been mixed: within the 40 ms consistency
+/// tolerance plus the tens of milliseconds a diffracted path adds, a round's
+/// arrival at one sensor can pass for its neighbour's. 150 ms covers every
+/// automatic rate (600–1,200 rounds/min: 50–100 ms) and no aimed fire
+/// (200 ms and slower).
+const BURST_INTERVAL_S: f64 = 0.150;
+
+/// Mixed rounds of one burst scatter up to about an incident radius around
+/// the firing position (seen: 100 m), so a burst's shots are gathered within
+/// twice that of its first.
+const BURST_RADIUS_FACTOR: f64 = 2.0;
+
+/// Rounds fewer than this are not re-timed as a burst: two shots are too few
+/// to show a per-sensor delay pattern against mixing.
+const BURST_MIN_ROUNDS: usize = 3;
+
+/// One round's arrivals agree on its emission time within this, s, once each
+/// sensor's own delay is removed: picking jitter (≤ 1 ms) plus the small
+/// round-to-round change of a diffracted path. Rounds are at least 50 ms apart.
+const ROUND_SPREAD_S: f64 = 0.005;
+
+impl Search<'_> {
+    /// Re-times bursts of fast fire as one firing position.
+    ///
+    /// Rounds fired 50–100 ms apart from one place reach every sensor in the
+    /// order fired, each sensor adding the same delay to every round (the same
+    /// path, diffracted or not). Association shot by shot can take round k's
+    /// pulse at some sensors and round k+1's at others and still fit within
+    /// the tolerance, by moving the source (seen: 20–70 m too high, 10–30 ms
+    /// off). So for each burst (shots at most [`BURST_INTERVAL_S`] apart, one
+    /// after another, within [`BURST_RADIUS_FACTOR`] incident radii): the earliest
+    /// burst pulse at each sensor is the first round's (echoes and later rounds
+    /// come after it), and solving those gives the firing position and each
+    /// sensor's own delay (its residual). Every burst pulse at a sensor with a
+    /// known delay then implies an emission time; those times fall into tight
+    /// clusters, one per round ([`ROUND_SPREAD_S`]), and each cluster is solved
+    /// as a round. The re-timed rounds replace the burst's shots when there are
+    /// at least as many of them (a second shooter's shots caught in the
+    /// burst make the rounds fewer than the shots, and the burst stays as
+    /// found).
+    fn retime_bursts(
+        &mut self,
+        mut shots: Vec<(Solution, Vec<usize>)>,
+    ) -> Vec<(Solution, Vec<usize>)> {
+        shots.sort_by(|a, b| a.0.t0_s.total_cmp(&b.0.t0_s));
+        let mut out = Vec::with_capacity(shots.len());
+        let mut start = 0;
+        while start < shots.len() {
+            let mut end = start + 1;
+            while end < shots.len()
+                && shots[end].0.t0_s - shots[end - 1].0.t0_s <= BURST_INTERVAL_S
+                && shots[end].0.position.distance_2d(shots[start].0.position)
+                    <= BURST_RADIUS_FACTOR * self.config.incident_radius_m
+            {
+                end += 1;
+            }
+            let burst = &shots[start..end];
+            match (burst.len() >= BURST_MIN_ROUNDS)
+                .then(|| self.retime(burst))
+                .flatten()
+            {
+                Some(rounds) if rounds.len() >= burst.len() => {
+                    // Each pulse serves one shot: what the burst's shots held
+                    // is given back, and what the rounds hold is taken.
+                    for (_, pulses) in burst {
+                        for &p in pulses {
+                            self.used[p] = false;
+                        }
+                    }
+                    for (_, pulses) in &rounds {
+                        for &p in pulses {
+                            self.used[p] = true;
+                        }
+                    }
+                    out.extend(rounds);
+                }
+                _ => out.extend(burst.iter().cloned()),
+            }
+            start = end;
+        }
+        out
+    }
+
+    /// The rounds of one burst, re-timed (see [`Search::retime_bursts`]).
+    fn retime(&self, burst: &[(Solution, Vec<usize>)]) -> Option<Vec<(Solution, Vec<usize>)>> {
+        // Every pulse the burst's rounds can have made at the sensors that
+        // heard it: a round mixed away can have left its pulse at a sensor
+        // unused, up to an interval before or after the burst's pulses there
+        // (mixed shots can be late by up to an interval, so the first round
+        // can lie that much before the first shot). Pulses of shots outside
+        // the burst stay theirs.
+        let taken: Vec<usize> = burst.iter().flat_map(|(_, p)| p.iter().copied()).collect();
+        let mut sensors: Vec<usize> = taken.iter().map(|&p| self.sensor(p)).collect();
+        sensors.sort_unstable();
+        sensors.dedup();
+        let mut pulses: Vec<usize> = Vec::new();
+        for &s in &sensors {
+            let times = taken
+                .iter()
+                .filter(|&&p| self.sensor(p) == s)
+                .map(|&p| self.t(p));
+            let (lo, hi) = times.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), t| {
+                (lo.min(t), hi.max(t))
+            });
+            pulses.extend(
+                self.pulses_in(s, lo - BURST_INTERVAL_S, hi + BURST_INTERVAL_S)
+                    .iter()
+                    .copied()
+                    .filter(|&p| !self.used[p] || taken.contains(&p)),
+            );
+        }
+        pulses.sort_by(|&a, &b| self.t(a).total_cmp(&self.t(b)));
+        // The first round: each sensor's earliest burst pulse.
+        let mut first: Vec<usize> = Vec::new();
+        for &p in &pulses {
+            if !first.iter().any(|&q| self.sensor(q) == self.sensor(p)) {
+                first.push(p);
+            }
+        }
+        let hint = Candidate {
+            position: burst[0].0.position,
+            t0_s: burst[0].0.t0_s,
+        };
+        let opening = self.solve(&first, hint)?;
+        // Each sensor's own delay, where its earliest pulse is the first round:
+        // a sensor that missed that round shows a whole interval more.
+        // (The shots' own intervals are those of mixed rounds; their median
+        // is the burst's cadence.)
+        let mut intervals: Vec<f64> = burst
+            .windows(2)
+            .map(|w| w[1].0.t0_s - w[0].0.t0_s)
+            .collect();
+        intervals.sort_by(f64::total_cmp);
+        let most = self
+            .config
+            .consistency_tolerance_s
+            .min(0.8 * intervals[intervals.len() / 2]);
+        let mut emitted: Vec<(f64, usize)> = Vec::new();
+        let mut timed_sensors = 0;
+        for (&q, &delay) in first.iter().zip(&opening.residuals_s) {
+            if !(-most..=most).contains(&delay) {
+                continue;
+            }
+            let s = self.sensor(q);
+            timed_sensors += 1;
+            let travel = self
+                .medium
+                .travel_time_s(opening.position, self.set.sensor_position(s));
+            for &p in pulses.iter().filter(|&&p| self.sensor(p) == s) {
+                emitted.push((self.t(p) - travel - delay, p));
+            }
+        }
+        emitted.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let mut rounds = Vec::new();
+        let mut k = 0;
+        while k < emitted.len() {
+            let mut end = k + 1;
+            while end < emitted.len() && emitted[end].0 - emitted[end - 1].0 <= ROUND_SPREAD_S {
+                end += 1;
+            }
+            // One pulse per sensor: the one nearest the cluster's middle.
+            let mid = emitted[(k + end) / 2].0;
+            let mut members: Vec<usize> = Vec::new();
+            let mut by_closeness: Vec<&(f64, usize)> = emitted[k..end].iter().collect();
+            by_closeness.sort_by(|a, b| (a.0 - mid).abs().total_cmp(&(b.0 - mid).abs()));
+            for &&(_, p) in &by_closeness {
+                if !members.iter().any(|&q| self.sensor(q) == self.sensor(p)) {
+                    members.push(p);
+                }
+            }
+            // A round is heard by most of the sensors that heard the first;
+            // a few echoes that happen to line up are not a round.
+            if members.len() >= self.config.min_sensors.max(timed_sensors / 2 + 1) {
+                members.sort_unstable();
+                let here = Candidate {
+                    position: opening.position,
+                    t0_s: mid,
+                };
+                // As in `refine`: what the solution does not explain goes.
+                let solved = self.solve(&members, here).and_then(|solution| {
+                    let keep: Vec<usize> = members
+                        .iter()
+                        .zip(&solution.residuals_s)
+                        .filter(|(_, r)| r.abs() <= self.config.consistency_tolerance_s)
+                        .map(|(&p, _)| p)
+                        .collect();
+                    if keep.len() == members.len() {
+                        Some((solution, members))
+                    } else if keep.len() >= self.config.min_sensors {
+                        self.solve(&keep, here).map(|s| (s, keep))
+                    } else {
+                        None
+                    }
+                });
+                rounds.extend(solved);
+            }
+            k = end;
+        }
+        Some(rounds)
+    }
 }
 
 /// Neighbour lists of the reporting sensors (those with pulses in the set).
