@@ -15,26 +15,32 @@
 //!    gun, a door slam quieter), the *source height* (aerial shells burst tens of
 //!    metres up), the *cadence* and its regularity (automatic fire is regular,
 //!    a firecracker string is fast and ragged), how many sensors heard each
-//!    shot, how many shots there were and how far apart they lie. A
-//!    multinomial logistic model over those gives P(gunfire), P(fireworks),
-//!    P(other).
+//!    shot, how many shots there were and how far apart they lie.
+//!    Gradient-boosted shallow trees over those give P(gunfire),
+//!    P(fireworks), P(other).
 //!
-//! Logistic models are used at both stages because their outputs are
-//! probabilities that calibrate well from little data (they minimise the log
-//! loss directly), their weights can be read and argued about in court, and
-//! they cannot memorise a training city. [`decide`] turns the probabilities
-//! into the published class with documented thresholds.
+//! The pulse stage is logistic: one waveform is weak evidence that adds up,
+//! its output is a calibrated log-odds, and its weights can be read and argued
+//! about in court. The incident stage is boosted trees ([`trees`]) because
+//! some sounds sit *between* others on one feature (a .22 rimfire is louder
+//! than a nail gun and quieter than a balloon) and only splits carve such a
+//! band out; the trees are shallow, shrunk and penalised so their
+//! probabilities stay calibrated, which `shotfix eval classify` measures.
+//! [`decide`] turns the probabilities into the published class with
+//! documented thresholds.
 
 pub mod incident;
 pub mod linear;
 pub mod pulse;
+pub mod trees;
 
 pub use incident::{
-    decide, median, ArrivalEvidence, Decision, IncidentEvidence, IncidentModel, ShotEvidence,
-    INCIDENT_FEATURES,
+    decide, median, shot_evidence, ArrivalEvidence, Decision, Heard, IncidentEvidence,
+    IncidentModel, ShotEvidence, INCIDENT_FEATURES,
 };
 pub use linear::{Softmax, TrainConfig};
 pub use pulse::{PulseModel, PULSE_FEATURES};
+pub use trees::{BoostConfig, Boosted};
 
 /// A trained classifier: both stages, as one file.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -48,7 +54,7 @@ pub struct Classifier {
 }
 
 /// The current [`Classifier::format`].
-pub const FORMAT: u32 = 1;
+pub const FORMAT: u32 = 2;
 
 impl Classifier {
     /// The class and confidence of one incident.
@@ -71,8 +77,16 @@ impl Classifier {
         Ok(c)
     }
 
+    /// The classifier shipped with the program: `shotfix train` with its
+    /// defaults (fixed seeds), in `models/classifier.json`.
+    pub fn shipped() -> Result<Classifier, String> {
+        Classifier::from_json(include_str!("../../../models/classifier.json"))
+            .map_err(|e| format!("the shipped classifier: {e}"))
+    }
+
+    /// The model as compact JSON (hundreds of trees; `jq` shows it laid out).
     pub fn to_json(&self) -> String {
-        serde_json::to_string_pretty(self).unwrap_or_default()
+        serde_json::to_string(self).unwrap_or_default()
     }
 }
 
@@ -88,6 +102,13 @@ mod tests {
             weights: vec![vec![0.0; dim]; classes],
             bias: vec![0.0; classes],
         };
+        let examples: Vec<(Vec<f64>, usize, f64)> = (0..30)
+            .map(|i| (vec![(i % 5) as f64; INCIDENT_FEATURES.len()], i % 3, 1.0))
+            .collect();
+        let config = BoostConfig {
+            rounds: 3,
+            ..BoostConfig::default()
+        };
         let c = Classifier {
             format: FORMAT,
             provenance: "test".into(),
@@ -95,12 +116,12 @@ mod tests {
                 model: zeros(PULSE_FEATURES.len(), 2),
             },
             incident: IncidentModel {
-                model: zeros(INCIDENT_FEATURES.len(), 3),
+                model: Boosted::fit(&examples, 3, config).unwrap(),
             },
         };
         assert_eq!(Classifier::from_json(&c.to_json()).unwrap(), c);
         let mut wrong = c.clone();
-        wrong.incident.model.weights.pop();
+        wrong.incident.model.bias.pop();
         assert!(Classifier::from_json(&wrong.to_json()).is_err());
         let mut newer = c;
         newer.format = FORMAT + 1;

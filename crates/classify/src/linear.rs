@@ -36,6 +36,39 @@ impl Default for TrainConfig {
     }
 }
 
+/// Checks `(features, class, weight)` training examples: some, all of one
+/// length, known classes, finite non-negative weights with a positive sum, no
+/// infinite feature (NaN is allowed: not measurable). Gives the length and the
+/// total weight.
+pub(crate) fn check_examples(
+    examples: &[(Vec<f64>, usize, f64)],
+    classes: usize,
+) -> Result<(usize, f64), String> {
+    let Some(first) = examples.first() else {
+        return Err("no training examples".into());
+    };
+    let dim = first.0.len();
+    if classes < 2
+        || examples.iter().any(|(x, c, w)| {
+            x.len() != dim
+                || *c >= classes
+                || !w.is_finite()
+                || *w < 0.0
+                || x.iter().any(|v| v.is_infinite())
+        })
+    {
+        return Err(
+            "training examples of mixed length, unknown class, bad weight or infinite values"
+                .into(),
+        );
+    }
+    let total: f64 = examples.iter().map(|e| e.2).sum();
+    if total <= 0.0 {
+        return Err("training examples have no weight".into());
+    }
+    Ok((dim, total))
+}
+
 impl Softmax {
     /// Fits a model with `classes` classes to `(features, class)` examples,
     /// each weighted (so that rare classes can count as much as common ones).
@@ -44,26 +77,7 @@ impl Softmax {
         classes: usize,
         config: TrainConfig,
     ) -> Result<Softmax, String> {
-        let Some(first) = examples.first() else {
-            return Err("no training examples".into());
-        };
-        let dim = first.0.len();
-        if examples.iter().any(|(x, c, w)| {
-            x.len() != dim
-                || *c >= classes
-                || !w.is_finite()
-                || *w < 0.0
-                || x.iter().any(|v| v.is_infinite())
-        }) {
-            return Err(
-                "training examples of mixed length, unknown class, bad weight or infinite values"
-                    .into(),
-            );
-        }
-        let total_w: f64 = examples.iter().map(|e| e.2).sum();
-        if total_w <= 0.0 {
-            return Err("training examples have no weight".into());
-        }
+        let (dim, total_w) = check_examples(examples, classes)?;
         // Means and spreads over the known values (NaN: not measurable for
         // that example), each weighted; an unknown value is then taken at the
         // mean, in training exactly as in use ([`Softmax::probabilities`]).

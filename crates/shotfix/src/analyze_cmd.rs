@@ -301,16 +301,29 @@ pub fn evidence_from_reports(
     })
 }
 
+/// [`evidence`] from the pulse reports alone, as a server that receives no
+/// waveform sees it: ranges, reported levels, times and places; no features.
+pub fn evidence_without_audio(
+    input: &LocateInput,
+    incident: &model::Incident,
+) -> classify::IncidentEvidence {
+    evidence_with(input, incident, |_| None)
+}
+
+/// An arrival's level is the detection's when audio was analysed, else the
+/// one its pulse report gave.
 fn evidence_with<'a>(
     input: &LocateInput,
     incident: &model::Incident,
     find: impl Fn(&model::ShotArrival) -> Option<&'a DetectedPulse>,
 ) -> classify::IncidentEvidence {
     use std::collections::HashMap;
-    let height: HashMap<&model::SensorId, f64> = input
-        .sensors
+    let position: HashMap<&model::SensorId, model::Point3> =
+        input.sensors.iter().map(|s| (&s.id, s.position)).collect();
+    let reported: HashMap<&PulseId, f64> = input
+        .pulses
         .iter()
-        .map(|s| (&s.id, s.position.z))
+        .filter_map(|p| p.level_db_spl.map(|l| (&p.id, l)))
         .collect();
     let epoch = incident
         .shots
@@ -320,32 +333,22 @@ fn evidence_with<'a>(
         .shots
         .iter()
         .map(|shot| {
-            let heights: Vec<f64> = shot
-                .arrivals
-                .iter()
-                .filter_map(|a| height.get(&a.sensor).copied())
-                .collect();
-            // A shot always has arrivals at known sensors; were it not so, its
-            // height is unknown, not zero.
-            let ground = classify::median(heights);
-            classify::ShotEvidence {
-                t_s: shot.t_emit.seconds_since(epoch),
-                position: shot.position,
-                height_above_sensors_m: shot.position.z - ground,
-                arrivals: shot
-                    .arrivals
-                    .iter()
-                    .map(|a| {
-                        let p = find(a);
-                        classify::ArrivalEvidence {
-                            range_m: a.range_m,
-                            level_db_spl: p.and_then(|p| p.peak_db_spl).map(f64::from),
-                            features: p.map(|p| p.features),
-                            snr_db: p.map(|p| f64::from(p.snr_db)),
-                        }
-                    })
-                    .collect(),
-            }
+            classify::shot_evidence(
+                shot,
+                epoch,
+                |id| position.get(id).copied(),
+                |a| {
+                    let p = find(a);
+                    classify::Heard {
+                        level_db_spl: p
+                            .and_then(|p| p.peak_db_spl)
+                            .map(f64::from)
+                            .or_else(|| reported.get(&a.pulse).copied()),
+                        features: p.map(|p| p.features),
+                        snr_db: p.map(|p| f64::from(p.snr_db)),
+                    }
+                },
+            )
         })
         .collect();
     classify::IncidentEvidence { shots }

@@ -15,15 +15,12 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use classify::{
-    incident, pulse, Classifier, IncidentEvidence, Softmax, TrainConfig, INCIDENT_FEATURES,
+    incident, pulse, BoostConfig, Boosted, Classifier, IncidentEvidence, Softmax, TrainConfig,
+    INCIDENT_FEATURES,
 };
 use serde::Serialize;
 
 use crate::{analyze_cmd, eval_sim, simulate_cmd};
-
-/// The classifier shipped with the program: `shotfix train` with its
-/// defaults (fixed seeds), written to `models/classifier.json`.
-const DEFAULT_MODEL: &str = include_str!("../../../models/classifier.json");
 
 /// The classifier to use: the file at `path`, or the shipped one.
 pub fn load(path: Option<&Path>) -> anyhow::Result<Classifier> {
@@ -33,29 +30,44 @@ pub fn load(path: Option<&Path>) -> anyhow::Result<Classifier> {
             Classifier::from_json(&text)
                 .map_err(|e| anyhow::anyhow!("{}: not a shotfix classifier: {e}", p.display()))
         }
-        None => Classifier::from_json(DEFAULT_MODEL)
-            .map_err(|e| anyhow::anyhow!("the shipped classifier: {e}")),
+        None => Classifier::shipped().map_err(|e| anyhow::anyhow!(e)),
     }
 }
 
 /// Classifies every incident of an analysis, in place: each incident and its
-/// shots get the incident's class and confidence. Incidents whose arrivals
-/// carry no audio features keep `unknown`: the waveform is the evidence the
-/// decision rests on.
+/// shots get the incident's class and confidence. Incidents with neither a
+/// waveform nor a calibrated level on any arrival keep `unknown`.
 pub fn classify_all(
     classifier: &Classifier,
     input: &formats::LocateInput,
     detected: &[analyze_cmd::ClipPulses],
     out: &mut locate::LocateOutput,
 ) {
+    classify_with(classifier, out, |inc| {
+        analyze_cmd::evidence(input, detected, inc)
+    });
+}
+
+/// [`classify_all`] for shots located from pulse reports (no waveform): the
+/// reported levels, places and times, as the server classifies.
+pub fn classify_reports(
+    classifier: &Classifier,
+    input: &formats::LocateInput,
+    out: &mut locate::LocateOutput,
+) {
+    classify_with(classifier, out, |inc| {
+        analyze_cmd::evidence_without_audio(input, inc)
+    });
+}
+
+fn classify_with(
+    classifier: &Classifier,
+    out: &mut locate::LocateOutput,
+    evidence: impl Fn(&model::Incident) -> IncidentEvidence,
+) {
     for inc in &mut out.incidents {
-        let evidence = analyze_cmd::evidence(input, detected, inc);
-        let with_features = evidence
-            .shots
-            .iter()
-            .flat_map(|s| &s.arrivals)
-            .any(|a| a.features.is_some());
-        if !with_features {
+        let evidence = evidence(inc);
+        if !evidence.says_what_it_sounded_like() {
             continue;
         }
         let d = classifier.classify(&evidence);
@@ -88,6 +100,9 @@ struct Example {
     rounds: usize,
     /// Whether its shots match a truth event (always, for Pittsburgh).
     matched: bool,
+    /// Whether waveform features were available (audio analysed), or only
+    /// the pulse reports.
+    audio: bool,
 }
 
 fn label_of_kind(kind: &str) -> usize {
@@ -98,7 +113,9 @@ fn label_of_kind(kind: &str) -> usize {
     }
 }
 
-/// Simulates a scenario template under `seed` and labels its incidents.
+/// Simulates a scenario template under `seed` and labels its incidents, in
+/// both views: analysed from the audio (as `shotfix analyze`) and located from
+/// the pulse reports with no waveform (as the server sees a city).
 fn scene_examples(path: &Path, seed: u64) -> anyhow::Result<Vec<Example>> {
     let mut scenario = simulate_cmd::load_scenario(path)?;
     scenario.seed = seed;
@@ -107,14 +124,32 @@ fn scene_examples(path: &Path, seed: u64) -> anyhow::Result<Vec<Example>> {
     simulate_cmd::write(&scene, dir.path())?;
     drop(scene);
     let truth = formats::read_truth(dir.path())?;
-    let (input, _, out, detected) = analyze_cmd::analyze_folder(dir.path())?;
     let name = path
         .file_stem()
         .map_or_else(String::new, |s| s.to_string_lossy().into_owned());
+    let (input, _, out, detected) = analyze_cmd::analyze_folder(dir.path())?;
+    let mut examples = labelled(&out, &truth, &name, true, |inc| {
+        analyze_cmd::evidence(&input, &detected, inc)
+    });
+    let (input, _, out) = crate::locate_cmd::locate_folder(dir.path())?;
+    examples.extend(labelled(&out, &truth, &name, false, |inc| {
+        analyze_cmd::evidence_without_audio(&input, inc)
+    }));
+    Ok(examples)
+}
+
+/// Labels located incidents from the truth.
+fn labelled(
+    out: &locate::LocateOutput,
+    truth: &[model::TruthEvent],
+    name: &str,
+    audio: bool,
+    evidence: impl Fn(&model::Incident) -> IncidentEvidence,
+) -> Vec<Example> {
     let mut examples = Vec::new();
     for inc in &out.incidents {
         let shots: Vec<&model::Shot> = inc.shots.iter().collect();
-        let (_, truth_of_shot) = eval_sim::match_shots(&shots, &truth);
+        let (_, truth_of_shot) = eval_sim::match_shots(&shots, truth);
         // The incident is what most of its matched shots were. An incident
         // that matches no event at all is left out of training and of the
         // scores (it is listed on its own): most are rounds located too far
@@ -122,17 +157,17 @@ fn scene_examples(path: &Path, seed: u64) -> anyhow::Result<Vec<Example>> {
         // so calling them "other" would teach the model that gunfire-like
         // single shots are not gunfire.
         if truth_of_shot.iter().all(Option::is_none) {
-            let evidence = analyze_cmd::evidence(&input, &detected, inc);
             let labels = vec![incident::OTHER; inc.shots.len()];
             let mut e = example(
-                evidence,
+                evidence(inc),
                 inc,
                 incident::OTHER,
                 &labels,
-                &name,
+                name,
                 "no event".into(),
             );
             e.matched = false;
+            e.audio = audio;
             examples.push(e);
             continue;
         }
@@ -160,10 +195,11 @@ fn scene_examples(path: &Path, seed: u64) -> anyhow::Result<Vec<Example>> {
             .into_iter()
             .max_by_key(|(_, n)| *n)
             .map_or_else(|| "no event".to_string(), |(k, _)| k);
-        let evidence = analyze_cmd::evidence(&input, &detected, inc);
-        examples.push(example(evidence, inc, label, &shot_labels, &name, what));
+        let mut e = example(evidence(inc), inc, label, &shot_labels, name, what);
+        e.audio = audio;
+        examples.push(e);
     }
-    Ok(examples)
+    examples
 }
 
 fn example(
@@ -197,6 +233,7 @@ fn example(
         what,
         rounds: inc.shots.len(),
         matched: true,
+        audio: true,
     }
 }
 
@@ -225,6 +262,16 @@ fn pittsburgh_examples(dir: &Path) -> anyhow::Result<Vec<Example>> {
                     &name,
                     "pittsburgh".into(),
                 ));
+                let mut reports_only = example(
+                    analyze_cmd::evidence_without_audio(&input, inc),
+                    inc,
+                    incident::GUNFIRE,
+                    &labels,
+                    &name,
+                    "pittsburgh".into(),
+                );
+                reports_only.audio = false;
+                out.push(reports_only);
             }
         }
     }
@@ -268,9 +315,9 @@ fn fit(examples: &[&Example], provenance: String) -> anyhow::Result<Classifier> 
         .iter()
         .map(|e| (incident::features(&e.evidence, &pulse), e.label))
         .collect();
-    // NaN (unmeasurable) features: `Softmax::fit` takes them at its mean,
-    // as `probabilities` does in use.
-    let incident_model = Softmax::fit(&balanced(&rows, 3), 3, config)
+    // NaN (unmeasurable) features: the trees learn where they go, or weigh
+    // both branches where training had none.
+    let incident_model = Boosted::fit(&balanced(&rows, 3), 3, BoostConfig::default())
         .map_err(|e| anyhow::anyhow!("incident model: {e}"))?;
     Ok(Classifier {
         format: classify::FORMAT,
@@ -323,7 +370,7 @@ pub fn train(
             .collect::<Vec<_>>(),
     );
     let provenance = format!(
-        "shotfix train: {} x {seeds} seeds from {TRAIN_SEED_BASE}{}; incidents gunfire/fireworks/other {}/{}/{}",
+        "shotfix train: {} x {seeds} seeds from {TRAIN_SEED_BASE}{}; incident examples (each from the audio and from the pulse reports alone) gunfire/fireworks/other {}/{}/{}",
         scenarios.display(),
         pittsburgh.map_or_else(String::new, |p| format!(" + {}", p.display())),
         counts[0],
@@ -346,6 +393,24 @@ fn class_counts(examples: &[&Example]) -> [usize; 3] {
 
 #[derive(Debug, Serialize)]
 struct ClassifyReport {
+    /// Scenes from the training templates, simulated under held-out seeds,
+    /// analysed from their audio.
+    held_out: SceneScores,
+    /// The same scenes located from their pulse reports alone (no waveform),
+    /// as the server sees them.
+    held_out_reports_only: SceneScores,
+    /// Scenes from templates never trained on, if asked for (audio, then
+    /// reports only).
+    unseen: Option<(SceneScores, SceneScores)>,
+    /// Pittsburgh, each firing position judged by a model trained without it:
+    /// (position, rounds, rounds in incidents called gunfire or probable
+    /// with the audio features, and from the pulse reports alone).
+    pittsburgh: Vec<(String, usize, usize, usize)>,
+}
+
+/// The scores of one set of simulated scenes.
+#[derive(Debug, Serialize)]
+struct SceneScores {
     scenes: String,
     eval_seeds: String,
     /// Rows: truth gunfire, fireworks, other; columns: called gunfire,
@@ -364,14 +429,15 @@ struct ClassifyReport {
     /// Per kind of event (weapon for gunshots): (kind, incidents, called
     /// gunfire or probable).
     by_kind: Vec<(String, usize, usize)>,
-    /// Pittsburgh, each firing position judged by a model trained without it:
-    /// (position, rounds, rounds in incidents called gunfire or probable).
-    pittsburgh: Vec<(String, usize, usize)>,
+    /// Incidents whose first alert a server would hold back
+    /// (`Decision::holds_alert`): (gunfire ones, the others).
+    held_back: (usize, usize),
 }
 
 /// `shotfix eval classify`.
 pub fn eval(
     scenarios: &Path,
+    unseen: &[PathBuf],
     train_seeds: u64,
     eval_seeds: u64,
     pittsburgh: Option<&Path>,
@@ -381,9 +447,7 @@ pub fn eval(
     if train_seeds == 0 || eval_seeds == 0 {
         anyhow::bail!("--train-seeds and --eval-seeds must be at least 1");
     }
-    let hours = simulated_hours(scenarios, eval_seeds)?;
     let train_sim = simulated(scenarios, TRAIN_SEED_BASE, train_seeds)?;
-    let test_sim = simulated(scenarios, EVAL_SEED_BASE, eval_seeds)?;
     let real = match pittsburgh {
         Some(p) => pittsburgh_examples(p)?,
         None => Vec::new(),
@@ -392,11 +456,76 @@ pub fn eval(
     // every Pittsburgh position.
     let all: Vec<&Example> = train_sim.iter().chain(&real).collect();
     let model = fit(&all, String::new())?;
+    let (held_out, held_out_reports_only) =
+        score_scenes(&model, &[scenarios], eval_seeds, verbose)?;
+    let unseen = if unseen.is_empty() {
+        None
+    } else {
+        let dirs: Vec<&Path> = unseen.iter().map(PathBuf::as_path).collect();
+        Some(score_scenes(&model, &dirs, eval_seeds, verbose)?)
+    };
+    let report = ClassifyReport {
+        held_out,
+        held_out_reports_only,
+        unseen,
+        pittsburgh: pittsburgh_folds(&train_sim, &real)?,
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print(&report);
+    }
+    Ok(())
+}
+
+/// Simulates the templates under `dirs` with the evaluation seeds and scores
+/// the model's calls on their incidents: analysed from the audio, and located
+/// from the pulse reports alone.
+fn score_scenes(
+    model: &Classifier,
+    dirs: &[&Path],
+    eval_seeds: u64,
+    verbose: bool,
+) -> anyhow::Result<(SceneScores, SceneScores)> {
+    let (mut hours, mut test_sim) = (0.0, Vec::new());
+    for dir in dirs {
+        hours += simulated_hours(dir, eval_seeds)?;
+        test_sim.extend(simulated(dir, EVAL_SEED_BASE, eval_seeds)?);
+    }
+    let scenes = dirs
+        .iter()
+        .map(|d| d.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let (audio, reports): (Vec<Example>, Vec<Example>) =
+        test_sim.into_iter().partition(|e| e.audio);
+    Ok((
+        score_examples(model, &audio, &scenes, eval_seeds, hours, verbose),
+        score_examples(
+            model,
+            &reports,
+            &format!("{scenes}, pulse reports only"),
+            eval_seeds,
+            hours,
+            verbose,
+        ),
+    ))
+}
+
+fn score_examples(
+    model: &Classifier,
+    test_sim: &[Example],
+    scenes: &str,
+    eval_seeds: u64,
+    hours: f64,
+    verbose: bool,
+) -> SceneScores {
     let mut confusion = [[0usize; 4]; 3];
     let mut scored: Vec<(f64, bool)> = Vec::new();
     let mut false_alerts = 0usize;
+    let mut held_back = (0usize, 0usize);
     let mut by_kind: std::collections::BTreeMap<String, (usize, usize)> = Default::default();
-    for e in &test_sim {
+    for e in test_sim {
         let d = model.classify(&e.evidence);
         let called_gunfire = matches!(
             d.class,
@@ -423,7 +552,8 @@ pub fn eval(
                 .map(|(n, v)| format!("{n}={v:.2}"))
                 .collect();
             eprintln!(
-                "wrong: {} ({}, {} rounds) called {} at P(gunfire) {:.2}: {}",
+                "wrong{}: {} ({}, {} rounds) called {} at P(gunfire) {:.2}: {}",
+                if e.audio { "" } else { " (reports only)" },
                 e.what,
                 e.source,
                 e.rounds,
@@ -433,6 +563,13 @@ pub fn eval(
             );
         }
         scored.push((d.p_gunfire, e.label == incident::GUNFIRE));
+        if d.holds_alert() {
+            if e.label == incident::GUNFIRE {
+                held_back.0 += 1;
+            } else {
+                held_back.1 += 1;
+            }
+        }
         if col <= 1 && e.label != incident::GUNFIRE {
             false_alerts += 1;
         }
@@ -444,8 +581,8 @@ pub fn eval(
     let recall = tp as f64 / (tp + fneg).max(1) as f64;
     let f1 = 2.0 * precision * recall / (precision + recall).max(1e-12);
     let fireworks: usize = confusion[1].iter().sum();
-    let report = ClassifyReport {
-        scenes: scenarios.display().to_string(),
+    SceneScores {
+        scenes: scenes.to_string(),
         eval_seeds: format!("{EVAL_SEED_BASE}..{}", EVAL_SEED_BASE + eval_seeds),
         confusion,
         precision,
@@ -458,14 +595,8 @@ pub fn eval(
         false_alerts_per_hour: false_alerts as f64 / hours.max(1e-9),
         simulated_hours: hours,
         by_kind: by_kind.into_iter().map(|(k, (n, g))| (k, n, g)).collect(),
-        pittsburgh: pittsburgh_folds(&train_sim, &real)?,
-    };
-    if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        print(&report);
+        held_back,
     }
-    Ok(())
 }
 
 fn simulated_hours(dir: &Path, seeds: u64) -> anyhow::Result<f64> {
@@ -480,7 +611,7 @@ fn simulated_hours(dir: &Path, seeds: u64) -> anyhow::Result<f64> {
 fn pittsburgh_folds(
     sim: &[Example],
     real: &[Example],
-) -> anyhow::Result<Vec<(String, usize, usize)>> {
+) -> anyhow::Result<Vec<(String, usize, usize, usize)>> {
     let mut positions: Vec<&str> = real.iter().map(|e| e.source.as_str()).collect();
     positions.sort_unstable();
     positions.dedup();
@@ -491,18 +622,21 @@ fn pittsburgh_folds(
             .chain(real.iter().filter(|e| e.source != held))
             .collect();
         let model = fit(&training, String::new())?;
-        let (mut rounds, mut called) = (0, 0);
+        let (mut rounds, mut called, mut called_without_audio) = (0, 0, 0);
         for e in real.iter().filter(|e| e.source == held) {
-            rounds += e.rounds;
             let d = model.classify(&e.evidence);
-            if matches!(
+            let gunfire = matches!(
                 d.class,
                 model::Class::Gunfire | model::Class::ProbableGunfire
-            ) {
-                called += e.rounds;
+            );
+            if e.audio {
+                rounds += e.rounds;
+                called += usize::from(gunfire) * e.rounds;
+            } else {
+                called_without_audio += usize::from(gunfire) * e.rounds;
             }
         }
-        out.push((held.to_string(), rounds, called));
+        out.push((held.to_string(), rounds, called, called_without_audio));
     }
     Ok(out)
 }
@@ -548,8 +682,32 @@ fn reliability(scored: &[(f64, bool)]) -> Vec<(f64, f64, usize, f64, f64)> {
 }
 
 fn print(r: &ClassifyReport) {
+    print_scenes("held-out seeds of the training templates", &r.held_out);
+    println!();
+    print_scenes(
+        "held-out seeds, no waveform (the server's view)",
+        &r.held_out_reports_only,
+    );
+    if let Some((audio, reports)) = &r.unseen {
+        println!();
+        print_scenes("templates never trained on", audio);
+        println!();
+        print_scenes("templates never trained on, no waveform", reports);
+    }
+    println!();
+    let pct = |k: usize, n: usize| 100.0 * k as f64 / n.max(1) as f64;
+    for (position, rounds, called, without_audio) in &r.pittsburgh {
+        println!(
+            "Pittsburgh {position} (held out): {called} of {rounds} rounds gunfire or probable ({:.1} %); from the pulse reports alone {without_audio} ({:.1} %)",
+            pct(*called, *rounds),
+            pct(*without_audio, *rounds),
+        );
+    }
+}
+
+fn print_scenes(what: &str, r: &SceneScores) {
     println!(
-        "Classifier on held-out simulated scenes ({}, seeds {}); incidents that match no event are scored apart (\"no event\" below):",
+        "Classifier on simulated scenes, {what} ({}, seeds {}); incidents that match no event are scored apart (\"no event\" below):",
         r.scenes, r.eval_seeds
     );
     println!("truth \\ called   gunfire  probable  fireworks  other");
@@ -569,6 +727,14 @@ fn print(r: &ClassifyReport) {
         r.false_alerts_per_hour,
         r.simulated_hours
     );
+    let gunfire: usize = r.confusion[0].iter().sum();
+    let others: usize = r.confusion[1..].iter().flatten().sum();
+    println!(
+        "first alert held back (P(gunfire) < {}): {} of {gunfire} gunfire incidents, {} of {others} others",
+        classify::incident::HOLD_ALERT_BELOW_P,
+        r.held_back.0,
+        r.held_back.1
+    );
     println!("reliability: P(gunfire) bin, incidents, mean P, fraction gunfire");
     for (lo, hi, n, mean, frac) in &r.reliability {
         if *n > 0 {
@@ -578,11 +744,5 @@ fn print(r: &ClassifyReport) {
     println!("by kind: incidents, called gunfire or probable");
     for (kind, n, called) in &r.by_kind {
         println!("  {kind:<24} {n:>5} {called:>5}");
-    }
-    for (position, rounds, called) in &r.pittsburgh {
-        println!(
-            "Pittsburgh {position} (held out): {called} of {rounds} rounds gunfire or probable ({:.1} %)",
-            100.0 * *called as f64 / (*rounds).max(1) as f64
-        );
     }
 }

@@ -44,6 +44,10 @@ struct PipelineReport {
     batch_max_ms: f64,
     incident_versions: usize,
     alerts: usize,
+    /// Incidents by what their shots matched in `truth.json` (when the scene
+    /// has one): (gunfire, alerted), (other events, alerted), (no event,
+    /// alerted).
+    alerted_by_truth: Option<[(usize, usize); 3]>,
 }
 
 pub fn run(path: &Path, batch_ms: f64, json: bool) -> Result<()> {
@@ -68,11 +72,19 @@ pub fn run(path: &Path, batch_ms: f64, json: bool) -> Result<()> {
     };
     let sensors = input.sensors.len();
     let mut associator = Associator::new(input.sensors, medium, config.clone());
-    let mut builder = IncidentBuilder::new(config);
+    let mut builder = IncidentBuilder::new(
+        config,
+        classify::Classifier::shipped()
+            .ok()
+            .map(std::sync::Arc::new),
+    );
     let step = batch_ms / 1e3;
     let mut times_ms = Vec::new();
     let mut live_batches = 1;
     let (mut versions, mut alerts) = (0, 0);
+    // Per incident: its shots as last published, and whether it was alerted.
+    let mut incidents: std::collections::BTreeMap<String, (Vec<model::Shot>, bool)> =
+        Default::default();
     let mut next = 0;
     let mut until = first.offset_by_seconds(step);
     let total = pulses.len();
@@ -91,7 +103,13 @@ pub fn run(path: &Path, batch_ms: f64, json: bool) -> Result<()> {
         let changes = associator.run();
         for version in builder.apply(changes) {
             versions += 1;
-            alerts += usize::from(version.alert == Some(server::pipeline::ALERT));
+            let alert = version.alert == Some(server::pipeline::ALERT);
+            alerts += usize::from(alert);
+            let last = incidents
+                .entry(version.id.clone())
+                .or_insert((Vec::new(), false));
+            last.0 = version.shots;
+            last.1 |= alert;
         }
         if let Some(now) = associator.newest() {
             builder.close_before(now);
@@ -132,6 +150,7 @@ pub fn run(path: &Path, batch_ms: f64, json: bool) -> Result<()> {
         batch_max_ms: at(1.0),
         incident_versions: versions,
         alerts,
+        alerted_by_truth: alerted_by_truth(path, &incidents),
     };
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -157,6 +176,45 @@ pub fn run(path: &Path, batch_ms: f64, json: bool) -> Result<()> {
             report.incident_versions,
             report.alerts
         );
+        if let Some([g, o, n]) = report.alerted_by_truth {
+            println!(
+                "incidents alerted, by truth.json: gunfire {} of {}, other events {} of {}, matching no event {} of {}",
+                g.1, g.0, o.1, o.0, n.1, n.0
+            );
+        }
     }
     Ok(())
+}
+
+/// Scores the alert decisions against the scene's `truth.json`, if it has
+/// one: an incident is gunfire when most of its shots match gunshots. This is
+/// evaluation code, the only reader of the answers here.
+fn alerted_by_truth(
+    scene: &Path,
+    incidents: &std::collections::BTreeMap<String, (Vec<model::Shot>, bool)>,
+) -> Option<[(usize, usize); 3]> {
+    let truth = formats::read_truth(scene).ok()?;
+    let mut out = [(0, 0); 3];
+    for (shots, alerted) in incidents.values() {
+        if shots.is_empty() {
+            continue;
+        }
+        let refs: Vec<&model::Shot> = shots.iter().collect();
+        let (_, truth_of_shot) = crate::eval_sim::match_shots(&refs, &truth);
+        let matched: Vec<bool> = truth_of_shot
+            .iter()
+            .flatten()
+            .map(|&t| truth[t].is_gunshot())
+            .collect();
+        let row = if matched.is_empty() {
+            2
+        } else if matched.iter().filter(|&&g| g).count() * 2 >= matched.len() {
+            0
+        } else {
+            1
+        };
+        out[row].0 += 1;
+        out[row].1 += usize::from(*alerted);
+    }
+    Some(out)
 }

@@ -41,6 +41,8 @@ pub struct Score {
     /// the true times), and located incidents whose flag agrees with the truth.
     pub automatic_incidents: usize,
     pub automatic_correct: usize,
+    /// Truly automatic incidents located as one incident with the flag set.
+    pub automatic_flagged: usize,
     /// Non-gunfire events in the truth, and how many were located as shots
     /// (until classification exists, each would be a false gunfire alert).
     pub other_events: usize,
@@ -150,7 +152,7 @@ pub fn score(
     }
     let groups = truth_incidents(truth, &config);
     let (mut rounds_correct, mut shooters_correct, mut automatic_correct) = (0, 0, 0);
-    let mut automatic_incidents = 0;
+    let (mut automatic_incidents, mut automatic_flagged) = (0, 0);
     for g in &groups {
         let truly_automatic = truth_automatic(g.iter().map(|&ti| &truth[ti]));
         automatic_incidents += usize::from(truly_automatic);
@@ -168,6 +170,7 @@ pub fn score(
             rounds_correct += usize::from(inc.rounds == g.len());
             shooters_correct += usize::from(inc.shooters == shooters.len().max(1));
             automatic_correct += usize::from(inc.automatic == truly_automatic);
+            automatic_flagged += usize::from(inc.automatic && truly_automatic);
         }
     }
     Score {
@@ -183,6 +186,7 @@ pub fn score(
         shooters_correct,
         automatic_incidents,
         automatic_correct,
+        automatic_flagged,
         other_events,
         other_located,
         ghosts: truth_of_shot.iter().filter(|t| t.is_none()).count(),
@@ -205,18 +209,23 @@ pub fn scenario_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// Simulates, writes, reads back and scores one scenario in both modes.
-pub fn evaluate(path: &Path) -> anyhow::Result<Vec<Score>> {
-    let scenario = simulate_cmd::load_scenario(path)?;
+/// Simulates, writes, reads back and scores one scenario in both modes,
+/// under its own seed plus `seed_offset`.
+pub fn evaluate(path: &Path, seed_offset: u64) -> anyhow::Result<Vec<Score>> {
+    let mut scenario = simulate_cmd::load_scenario(path)?;
+    scenario.seed = scenario.seed.wrapping_add(seed_offset);
     let scene = sim::simulate(&scenario).with_context(|| format!("{}", path.display()))?;
     let dir = tempfile::tempdir().context("a temporary folder")?;
     simulate_cmd::write(&scene, dir.path())?;
     drop(scene);
     let truth = formats::read_truth(dir.path())?;
-    let name = path.file_stem().map_or_else(
+    let mut name = path.file_stem().map_or_else(
         || scenario.name.clone(),
         |s| s.to_string_lossy().into_owned(),
     );
+    if seed_offset > 0 {
+        name = format!("{name}@{}", scenario.seed);
+    }
     let mut scores = Vec::new();
     if scenario.output.pulses {
         let t = Instant::now();
@@ -243,10 +252,15 @@ pub fn evaluate(path: &Path) -> anyhow::Result<Vec<Score>> {
     Ok(scores)
 }
 
-pub fn run(dir: &Path, json: bool) -> anyhow::Result<()> {
+pub fn run(dir: &Path, seeds: u64, json: bool) -> anyhow::Result<()> {
+    if seeds == 0 {
+        anyhow::bail!("--seeds must be at least 1");
+    }
     let mut all = Vec::new();
     for path in scenario_files(dir)? {
-        all.extend(evaluate(&path)?);
+        for k in 0..seeds {
+            all.extend(evaluate(&path, k)?);
+        }
     }
     if json {
         println!(
@@ -297,6 +311,25 @@ pub fn run(dir: &Path, json: bool) -> anyhow::Result<()> {
             format!("{}/{}", s.other_located, s.other_events),
             s.ghosts,
             s.ms
+        );
+    }
+    for mode in ["pulses", "audio"] {
+        let rows: Vec<&Score> = all.iter().filter(|s| s.mode == mode).collect();
+        if rows.len() < 2 {
+            continue;
+        }
+        let sum = |f: fn(&Score) -> usize| rows.iter().map(|s| f(s)).sum::<usize>();
+        let (incidents, auto) = (sum(|s| s.incidents), sum(|s| s.automatic_incidents));
+        println!(
+            "all {mode}: {} scenes; detected {}/{}; rounds exact {}/{incidents}; shooters exact {}/{incidents}; automatic flag right {}/{incidents} ({} of {auto} automatic incidents flagged); ghosts {}",
+            rows.len(),
+            sum(|s| s.detected),
+            sum(|s| s.gunshots),
+            sum(|s| s.rounds_correct),
+            sum(|s| s.shooters_correct),
+            sum(|s| s.automatic_correct),
+            sum(|s| s.automatic_flagged),
+            sum(|s| s.ghosts),
         );
     }
     Ok(())

@@ -19,8 +19,13 @@ pub fn locate_folder(path: &Path) -> anyhow::Result<(LocateInput, Medium, Locate
     Ok((input, medium, out))
 }
 
-pub fn run(path: &Path, json: bool) -> anyhow::Result<()> {
-    let (input, medium, out) = locate_folder(path)?;
+/// `shotfix locate`: shots located from the pulse reports, each incident
+/// classified from the reported levels, places and times when the pulses
+/// carry levels (else `unknown`), as the server does.
+pub fn run(path: &Path, model: Option<&Path>, json: bool) -> anyhow::Result<()> {
+    let classifier = crate::classify_cmd::load(model)?;
+    let (input, medium, mut out) = locate_folder(path)?;
+    crate::classify_cmd::classify_reports(&classifier, &input, &mut out);
     let doc = output::document(&input, &medium, &out);
     let text = if json {
         serde_json::to_string_pretty(&doc).context("serialising the result")? + "\n"

@@ -41,6 +41,10 @@ enum Command {
         /// Print one JSON document (CONTRACT.md §4) instead of a table.
         #[arg(long)]
         json: bool,
+        /// A classifier written by `shotfix train` (default: the shipped one),
+        /// used on the reported levels when the pulses carry them.
+        #[arg(long)]
+        model: Option<PathBuf>,
     },
     /// Detect pulses in every sensor's audio, then locate (a research-layout test folder, a folder of ShotSpotter smj0 WAVs, or a scene folder with audio).
     Analyze {
@@ -207,6 +211,10 @@ enum EvalCommand {
     Classify {
         #[arg(long, default_value = "scenarios/classify")]
         scenarios: PathBuf,
+        /// Also judge scenes from the templates under this folder (repeatable),
+        /// which training never sees, each under the evaluation seeds.
+        #[arg(long)]
+        unseen: Vec<PathBuf>,
         #[arg(long, default_value_t = 6)]
         train_seeds: u64,
         #[arg(long, default_value_t = 4)]
@@ -227,6 +235,10 @@ enum EvalCommand {
     Scenarios {
         #[arg(default_value = "scenarios")]
         dir: PathBuf,
+        /// Simulate each scenario under this many seeds (its own seed and the
+        /// ones after it: other cities and sensor layouts, the same events).
+        #[arg(long, default_value_t = 1)]
+        seeds: u64,
         /// Print the results as JSON instead of a table.
         #[arg(long)]
         json: bool,
@@ -236,7 +248,7 @@ enum EvalCommand {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Locate { path, json } => locate_cmd::run(&path, json),
+        Command::Locate { path, json, model } => locate_cmd::run(&path, model.as_deref(), json),
         Command::Analyze { path, json, model } => {
             analyze_cmd::run_analyze(&path, model.as_deref(), json)
         }
@@ -274,7 +286,9 @@ fn main() -> ExitCode {
             listen,
             once,
         } => serve_cmd::demo(&scenario, db, &listen, once),
-        Command::Eval(EvalCommand::Scenarios { dir, json }) => eval_sim::run(&dir, json),
+        Command::Eval(EvalCommand::Scenarios { dir, seeds, json }) => {
+            eval_sim::run(&dir, seeds, json)
+        }
         Command::Train {
             scenarios,
             seeds,
@@ -289,6 +303,7 @@ fn main() -> ExitCode {
         ),
         Command::Eval(EvalCommand::Classify {
             scenarios,
+            unseen,
             train_seeds,
             eval_seeds,
             pittsburgh,
@@ -297,6 +312,7 @@ fn main() -> ExitCode {
             json,
         }) => classify_cmd::eval(
             &scenarios,
+            &unseen,
             train_seeds,
             eval_seeds,
             (!no_pittsburgh).then_some(pittsburgh.as_path()),

@@ -52,7 +52,13 @@ fn locate_real_test_folder() {
     let inc = &incidents[0];
     assert_eq!(inc["rounds"], 3);
     assert_eq!(inc["shooters"], 1);
-    assert_eq!(inc["class"], "unknown");
+    // Classified from the reported levels (no waveform in a pulse report).
+    // The shipped model has seen this firing position in training; held-out
+    // figures are `shotfix eval classify`'s.
+    assert!(
+        matches!(inc["class"].as_str(), Some("gunfire" | "probable_gunfire")),
+        "{inc:#}"
+    );
     // Scored against the survey (test code may read answers; the binary may not).
     let survey: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("test_001.survey.json")).unwrap())

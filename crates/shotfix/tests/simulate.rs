@@ -108,10 +108,10 @@ fn simulated_scene_round_trips_through_locate_and_analyze() {
             })
             .count();
         assert!(found >= 4, "{command}: {found} of 6 shots within 25 m");
-        if command == "analyze" {
-            // From audio, every incident and shot is classified (the shipped
-            // model), with a confidence; reported pulses alone carry no
-            // waveform, and `locate` says `unknown`.
+        {
+            // Every incident and shot is classified (the shipped model), with
+            // a confidence: from the audio by `analyze`, from the reported
+            // levels, places and times by `locate`.
             for inc in doc["incidents"].as_array().unwrap() {
                 let class = inc["class"].as_str().unwrap();
                 assert_ne!(class, "unknown", "{inc:#}");
@@ -128,7 +128,10 @@ fn simulated_scene_round_trips_through_locate_and_analyze() {
                 .iter()
                 .filter(|i| i["class"] == "gunfire" || i["class"] == "probable_gunfire")
                 .count();
-            assert!(calls >= 1, "the quiet night's handgun shots: {doc:#}");
+            assert!(
+                calls >= 1,
+                "{command}: the quiet night's handgun shots: {doc:#}"
+            );
         }
     }
     // A model file that is not a classifier is a one-line error.
@@ -286,7 +289,7 @@ fn train_writes_a_model_that_analyze_loads_and_eval_classify_scores() {
     assert_success(&run, "train");
     let file: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&model).unwrap()).unwrap();
-    assert_eq!(file["format"], 1);
+    assert_eq!(file["format"], 2);
     // The trained file is a classifier analyze accepts.
     let scene = dir.path().join("scene");
     let run = shotfix(&[
@@ -319,24 +322,29 @@ fn train_writes_a_model_that_analyze_loads_and_eval_classify_scores() {
     ]);
     assert_success(&run, "eval classify");
     let report: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
-    let scored: u64 = report["confusion"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|row| row.as_array().unwrap())
-        .map(|v| v.as_u64().unwrap())
-        .sum();
-    let by_kind: u64 = report["by_kind"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|k| k[0] != "no event")
-        .map(|k| k[1].as_u64().unwrap())
-        .sum();
-    assert!(scored > 0, "{report}");
-    assert_eq!(scored, by_kind, "{report}");
-    let f1 = report["f1"].as_f64().unwrap();
-    assert!((0.0..=1.0).contains(&f1), "{report}");
+    // Both views of the held-out scenes: with the audio and from the pulse
+    // reports alone.
+    for view in ["held_out", "held_out_reports_only"] {
+        let scores = &report[view];
+        let scored: u64 = scores["confusion"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|row| row.as_array().unwrap())
+            .map(|v| v.as_u64().unwrap())
+            .sum();
+        let by_kind: u64 = scores["by_kind"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|k| k[0] != "no event")
+            .map(|k| k[1].as_u64().unwrap())
+            .sum();
+        assert!(scored > 0, "{view}: {report}");
+        assert_eq!(scored, by_kind, "{view}: {report}");
+        let f1 = scores["f1"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&f1), "{view}: {report}");
+    }
     // Nonsense settings are a one-line error.
     let run = shotfix(&["train", "--scenarios", t, "--seeds", "0", "--no-pittsburgh"]);
     one_line_error(&run, "--seeds 0");
