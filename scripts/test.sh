@@ -75,7 +75,7 @@ fi
 
 # Simulated truth is read only by the scenario evaluation and the classifier's
 # labelling (written by the scene writer, cleared by simulate).
-if grep -rn --include=*.rs -e 'truth.json' -e 'read_truth' crates/*/src | grep -vE '^crates/(formats/src/(scene_write|lib)|shotfix/src/(eval_sim|simulate_cmd|classify_cmd))\.rs:' | grep -vE '^[^:]+:[0-9]+:\s*//'; then
+if grep -rn --include=*.rs -e 'truth.json' -e 'read_truth' crates/*/src | grep -vE '^crates/(formats/src/(scene_write|lib)|shotfix/src/(eval_sim|simulate_cmd|classify_cmd|eval_pipeline))\.rs:' | grep -vE '^[^:]+:[0-9]+:\s*//'; then
     echo "error: truth.json read outside evaluation code" >&2
     exit 1
 fi

@@ -339,7 +339,16 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
     let medium = Medium::from_weather(&weather);
     let locate_config = LocateConfig::default();
     let mut associator = Associator::new(model_sensors, medium, locate_config.clone());
-    let mut builder = IncidentBuilder::new(locate_config);
+    // The shipped classifier is checked by the test suite; were it unreadable
+    // the server still locates and alerts, every incident `unknown`.
+    let classifier = match classify::Classifier::shipped() {
+        Ok(c) => Some(std::sync::Arc::new(c)),
+        Err(e) => {
+            eprintln!("shotfix serve: no classifier, incidents stay unknown: {e}");
+            None
+        }
+    };
+    let mut builder = IncidentBuilder::new(locate_config, classifier);
     let (associator, builder) = reader
         .read(move |db| {
             restore(db, &mut associator, &mut builder)?;

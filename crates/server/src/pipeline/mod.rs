@@ -44,18 +44,17 @@ pub struct LiveShot {
     pub key: String,
     pub shot: Shot,
     pub pulses: BTreeSet<PulseId>,
+    /// What the classifier is given about it: ranges, bearings and reported
+    /// levels of its arrivals (times in seconds since the Unix epoch). Boxed:
+    /// shot changes are moved about by the run, the evidence only read once.
+    pub evidence: Box<classify::ShotEvidence>,
 }
 
 impl LiveShot {
-    /// A followed shot under `key`, with the pulses its arrivals used.
-    fn new(key: String, shot: Shot) -> LiveShot {
-        let pulses = shot.arrivals.iter().map(|a| a.pulse.clone()).collect();
-        LiveShot { key, shot, pulses }
-    }
-
     /// Whether `other` says the same as this: the same pulses, emission time,
     /// and position to the centimetre (a re-run that found the same thing).
     fn same_as(&self, other: &LiveShot) -> bool {
+        // The evidence follows from the shot and its pulses.
         self.pulses == other.pulses
             && self.shot.t_emit == other.shot.t_emit
             && self.shot.position.distance(other.shot.position) <= 0.01
@@ -83,8 +82,8 @@ pub struct Associator {
     live: Vec<LiveShot>,
     /// Pulses pushed since the last run: the next run's anchors.
     fresh: Vec<(UtcNanos, PulseId)>,
-    /// Sensor ids, for the push filter.
-    known: BTreeSet<model::SensorId>,
+    /// Each sensor's index in `sensors`, for the push filter and lookups.
+    known: HashMap<model::SensorId, usize>,
     /// The sensors' neighbour lists, built once per sensor list.
     neighbours: locate::associate::Neighbours,
 }
@@ -92,7 +91,11 @@ pub struct Associator {
 impl Associator {
     pub fn new(sensors: Vec<Sensor>, medium: Medium, config: LocateConfig) -> Associator {
         Associator {
-            known: sensors.iter().map(|s| s.id.clone()).collect(),
+            known: sensors
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (s.id.clone(), i))
+                .collect(),
             neighbours: locate::associate::Neighbours::new(&sensors, &config),
             sensors,
             medium,
@@ -104,12 +107,40 @@ impl Associator {
         }
     }
 
+    /// A followed shot under `key`, with the pulses its arrivals used and the
+    /// classifier's evidence (the reported levels from the pool, which still
+    /// holds every pulse a shot being followed or finalised used).
+    fn live(&self, key: String, shot: Shot) -> LiveShot {
+        let pulses = shot.arrivals.iter().map(|a| a.pulse.clone()).collect();
+        let evidence = classify::shot_evidence(
+            &shot,
+            UtcNanos(0),
+            |id| self.known.get(id).map(|&i| self.sensors[i].position),
+            |a| classify::Heard {
+                level_db_spl: self
+                    .pool
+                    .get(&(a.t, a.pulse.clone()))
+                    .and_then(|p| p.level_db_spl),
+                features: None,
+                snr_db: None,
+            },
+        );
+        LiveShot {
+            key,
+            shot,
+            pulses,
+            evidence: Box::new(evidence),
+        }
+    }
+
     /// Adds or moves a sensor (positions in the local frame).
     pub fn set_sensor(&mut self, sensor: Sensor) {
-        self.known.insert(sensor.id.clone());
-        match self.sensors.iter_mut().find(|s| s.id == sensor.id) {
-            Some(s) => *s = sensor,
-            None => self.sensors.push(sensor),
+        match self.known.get(&sensor.id) {
+            Some(&i) => self.sensors[i] = sensor,
+            None => {
+                self.known.insert(sensor.id.clone(), self.sensors.len());
+                self.sensors.push(sensor);
+            }
         }
         self.neighbours = locate::associate::Neighbours::new(&self.sensors, &self.config);
     }
@@ -140,7 +171,7 @@ impl Associator {
     /// but cannot join a shot any more.
     pub fn push(&mut self, pulses: impl IntoIterator<Item = Pulse>) {
         for p in pulses {
-            if !self.known.contains(&p.sensor) {
+            if !self.known.contains_key(&p.sensor) {
                 continue;
             }
             if let Some(newest) = self.newest {
@@ -316,7 +347,7 @@ impl Associator {
         let mut consumed: BTreeSet<PulseId> =
             done.iter().flat_map(|s| s.pulses.iter().cloned()).collect();
         for shot in found {
-            let mut next = LiveShot::new(String::new(), shot);
+            let mut next = self.live(String::new(), shot);
             let best = old
                 .iter()
                 .enumerate()
@@ -400,7 +431,7 @@ impl Associator {
             ) else {
                 continue; // keeps what it had; finalisation has the last word
             };
-            let next = LiveShot::new(self.live[i].key.clone(), shot);
+            let next = self.live(self.live[i].key.clone(), shot);
             if !next.same_as(&self.live[i]) {
                 changes.push(ShotChange::Upsert(next.clone()));
                 self.live[i] = next;
@@ -421,7 +452,7 @@ impl Associator {
                 &taken,
             );
             for shot in found {
-                let next = LiveShot::new(new_key(&shot), shot);
+                let next = self.live(new_key(&shot), shot);
                 changes.push(ShotChange::Upsert(next.clone()));
                 self.live.push(next);
             }
@@ -474,6 +505,10 @@ pub struct OpenIncident {
     published_last: Option<UtcNanos>,
     /// (rounds, shooters, first shot position) as last sent in an alert message.
     announced: Option<(usize, usize, model::Point3)>,
+    /// The classifier's evidence per shot key.
+    evidence: BTreeMap<String, classify::ShotEvidence>,
+    /// The classifier's decision on the shots as last published.
+    decision: Option<classify::Decision>,
 }
 
 impl OpenIncident {
@@ -492,10 +527,24 @@ impl OpenIncident {
         self.shots.values().map(|s| s.t_emit).max()
     }
 
-    /// The class the incident is published under. Without a classifier every
-    /// located incident is `unknown`.
+    /// The class the incident is published under: the classifier's, or
+    /// `unknown` without one.
     pub fn class(&self) -> Class {
-        Class::Unknown
+        self.decision.map_or(Class::Unknown, |d| d.class)
+    }
+
+    /// The classifier's decision on the shots as they are now, their
+    /// evidence in time order; `None` when no arrival has a level (nor a
+    /// waveform): then the incident is `unknown`, and alerted.
+    fn decide(&self, classifier: &classify::Classifier) -> Option<classify::Decision> {
+        let mut shots: Vec<&classify::ShotEvidence> = self.evidence.values().collect();
+        shots.sort_by(|a, b| a.t_s.total_cmp(&b.t_s));
+        let evidence = classify::IncidentEvidence {
+            shots: shots.into_iter().cloned().collect(),
+        };
+        evidence
+            .says_what_it_sounded_like()
+            .then(|| classifier.classify(&evidence))
     }
 }
 
@@ -516,6 +565,10 @@ pub struct IncidentVersion {
 #[derive(Debug)]
 pub struct IncidentBuilder {
     config: LocateConfig,
+    /// Decides each incident's class from the pulse reports (levels, places,
+    /// times; reports carry no waveform yet). `None`: every incident is
+    /// `unknown` and alerted.
+    classifier: Option<std::sync::Arc<classify::Classifier>>,
     open: Vec<OpenIncident>,
     /// Shot key → incident id.
     shot_incident: HashMap<String, String>,
@@ -524,9 +577,16 @@ pub struct IncidentBuilder {
 }
 
 impl IncidentBuilder {
-    pub fn new(config: LocateConfig) -> IncidentBuilder {
+    /// A builder that classifies with `classifier` (see
+    /// [`classify::Classifier::shipped`]), or publishes every incident as
+    /// `unknown` without one.
+    pub fn new(
+        config: LocateConfig,
+        classifier: Option<std::sync::Arc<classify::Classifier>>,
+    ) -> IncidentBuilder {
         IncidentBuilder {
             config,
+            classifier,
             open: Vec::new(),
             shot_incident: HashMap::new(),
             restored_pulses: HashMap::new(),
@@ -557,6 +617,8 @@ impl IncidentBuilder {
             published: published_signature,
             published_last: Some(last),
             announced: None,
+            evidence: BTreeMap::new(),
+            decision: None,
         });
     }
 
@@ -573,6 +635,7 @@ impl IncidentBuilder {
                     let id = self.incident_for(&live);
                     if let Some(inc) = self.open.iter_mut().find(|i| i.id == id) {
                         inc.shots.insert(live.key.clone(), live.shot);
+                        inc.evidence.insert(live.key.clone(), *live.evidence);
                     }
                     self.shot_incident.insert(live.key, id.clone());
                     touched.insert(id);
@@ -581,6 +644,7 @@ impl IncidentBuilder {
                     if let Some(id) = self.shot_incident.remove(&key) {
                         if let Some(inc) = self.open.iter_mut().find(|i| i.id == id) {
                             inc.shots.remove(&key);
+                            inc.evidence.remove(&key);
                         }
                         touched.insert(id);
                     }
@@ -592,10 +656,20 @@ impl IncidentBuilder {
             let Some(inc) = self.open.iter_mut().find(|i| i.id == id) else {
                 continue;
             };
-            let shots = inc.shots_in_order();
+            let mut shots = inc.shots_in_order();
             let sig = signature(&shots);
             if sig == inc.published {
                 continue;
+            }
+            inc.decision = match (&self.classifier, shots.is_empty()) {
+                (Some(c), false) => inc.decide(c),
+                _ => None,
+            };
+            if let Some(d) = inc.decision {
+                for shot in &mut shots {
+                    shot.class = d.class;
+                    shot.confidence = d.confidence;
+                }
             }
             let shooters = if shots.is_empty() {
                 0
@@ -618,7 +692,8 @@ impl IncidentBuilder {
                     _ => true,
                 };
                 material.then_some(UPDATE)
-            } else if matches!(inc.class(), Class::Fireworks | Class::Other) {
+            } else if inc.decision.is_some_and(|d| d.holds_alert()) {
+                // Near-certainly not gunfire: published with its class, not alerted.
                 None
             } else {
                 Some(ALERT)
@@ -676,6 +751,8 @@ impl IncidentBuilder {
             published: String::new(),
             published_last: None,
             announced: None,
+            evidence: BTreeMap::new(),
+            decision: None,
         });
         id
     }
