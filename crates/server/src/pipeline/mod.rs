@@ -657,14 +657,16 @@ impl IncidentBuilder {
                 continue;
             };
             let mut shots = inc.shots_in_order();
-            let sig = signature(&shots);
-            if sig == inc.published {
-                continue;
-            }
+            // Decided before the change check: a restored incident that
+            // re-forms unchanged writes no version but has its class again.
             inc.decision = match (&self.classifier, shots.is_empty()) {
                 (Some(c), false) => inc.decide(c),
                 _ => None,
             };
+            let sig = signature(&shots);
+            if sig == inc.published {
+                continue;
+            }
             if let Some(d) = inc.decision {
                 for shot in &mut shots {
                     shot.class = d.class;
