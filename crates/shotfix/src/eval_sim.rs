@@ -1,7 +1,7 @@
 //! `shotfix eval scenarios DIR`: simulate every scenario under DIR, run `locate`
 //! on the simulated pulse reports and `analyze` on the simulated audio, and score
-//! both against the truth. This and `eval` are the only code that reads answers
-//! (`truth.json` here).
+//! both against the truth. This, `eval`, `classify_cmd` and `eval_pipeline`
+//! are the only code that reads answers (`truth.json` here).
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
