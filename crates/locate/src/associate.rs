@@ -1081,6 +1081,7 @@ impl Search<'_> {
             arrivals,
             class: Class::Unknown,
             confidence: 0.0,
+            bullet_speed_m_s: None,
         }
     }
 }

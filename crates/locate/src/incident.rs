@@ -13,7 +13,7 @@
 //! An incident's id is stable for the same input: a hash of the ids of the pulses
 //! its shots used, prefixed by the first shot's time.
 
-use model::{Class, Incident, Shot};
+use model::{Class, Incident, Shot, WeaponClass};
 use sha2::{Digest, Sha256};
 
 use crate::config::LocateConfig;
@@ -61,8 +61,27 @@ fn incident(shots: Vec<Shot>, config: &LocateConfig) -> Incident {
         rounds: shots.len(),
         shooters: count_shooters(&shots, config),
         automatic: is_automatic(&shots, config),
+        weapon_class: weapon_class(&shots),
         shots,
     }
+}
+
+/// The firearm class the shots' bullet speeds show: the median of the speeds
+/// measured (a shockwave is heard only near the bullet's path, so often on
+/// some rounds only); `None` when no round's shockwave was heard.
+pub fn weapon_class(shots: &[Shot]) -> Option<WeaponClass> {
+    let mut speeds: Vec<f64> = shots.iter().filter_map(|s| s.bullet_speed_m_s).collect();
+    if speeds.is_empty() {
+        return None;
+    }
+    speeds.sort_by(f64::total_cmp);
+    Some(
+        if speeds[speeds.len() / 2] >= crate::shock::RIFLE_MIN_SPEED_M_S {
+            WeaponClass::Rifle
+        } else {
+            WeaponClass::Handgun
+        },
+    )
 }
 
 /// `2018-12-19T00:49:26.612Z` → `20181219T004926.612Z`.
@@ -170,6 +189,7 @@ mod tests {
             arrivals: vec![],
             class: Class::Unknown,
             confidence: 0.0,
+            bullet_speed_m_s: None,
         }
     }
 

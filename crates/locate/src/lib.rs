@@ -19,6 +19,7 @@ pub mod config;
 pub mod incident;
 pub mod input;
 pub mod medium;
+pub mod shock;
 pub mod significance;
 pub mod solve;
 pub mod start;
@@ -40,7 +41,20 @@ pub struct LocateOutput {
 
 /// Runs association, solving and incident building on one set of pulses.
 pub fn locate(pulses: &PulseSet, medium: &Medium, config: &LocateConfig) -> LocateOutput {
-    let found = associate::find_shots(pulses, medium, config);
+    let mut found = associate::find_shots(pulses, medium, config);
+    let speeds: Vec<Option<f64>> = {
+        let used: std::collections::HashSet<&model::PulseId> = found
+            .iter()
+            .flat_map(|s| s.arrivals.iter().map(|a| &a.pulse))
+            .collect();
+        found
+            .iter()
+            .map(|shot| shock::bullet_speed_m_s(pulses, medium, shot, &used))
+            .collect()
+    };
+    for (shot, speed) in found.iter_mut().zip(speeds) {
+        shot.bullet_speed_m_s = speed;
+    }
     let used: usize = found.iter().map(|s| s.arrivals.len()).sum();
     let incidents = incident::build_incidents(found, config);
     LocateOutput {

@@ -9,6 +9,8 @@
 //! 4. `association_keeps_two_shooters_apart`: two positions firing at once.
 //! 5. `a_burst_of_fast_fire_is_retimed_round_by_round`: 10 rounds 50 ms apart
 //!    from one place, each sensor adding its own diffraction delay.
+//! 6. `a_rifle_bullets_shockwave_gives_the_weapon_class`: shockwaves ahead of
+//!    the blast at sensors along the path give the bullet speed.
 //!
 //! All randomness is seeded.
 
@@ -374,4 +376,65 @@ fn a_burst_of_fast_fire_is_retimed_round_by_round() {
             );
         }
     }
+}
+
+#[test]
+fn a_rifle_bullets_shockwave_gives_the_weapon_class() {
+    // Sensors along both sides of a street down which a rifle is fired
+    // (Mach 2.3, about 790 m/s, due east), and more around. The sensors near
+    // the path hear the N-wave before the blast; noise pulses everywhere.
+    let medium = Medium::still(343.0);
+    let epoch = UtcNanos(1_700_000_000_000_000_000);
+    let muzzle = Point3::new(0.0, 0.0, 1.5);
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    let mut positions: Vec<Point3> = (1..=6)
+        .flat_map(|k| {
+            let x = 80.0 * k as f64;
+            [
+                Point3::new(x, 40.0, 10.0),
+                Point3::new(x + 40.0, -35.0, 12.0),
+            ]
+        })
+        .collect();
+    positions.extend(random_network(&mut rng, 10));
+    let run = |mach: Option<f64>, rng: &mut ChaCha8Rng| {
+        let mut sensors = Vec::new();
+        let mut pulses = Vec::new();
+        for (i, &p) in positions.iter().enumerate() {
+            let id = SensorId(format!("S{i:02}"));
+            let mut times = vec![medium.travel_time(muzzle, p).0];
+            if let Some(m) = mach {
+                times.extend(locate::shock::shock_arrival_s(muzzle, 0.0, m, 343.0, p));
+            }
+            for _ in 0..3 {
+                times.push(rng.gen_range(-2.0..3.0));
+            }
+            for (k, t) in times.into_iter().enumerate() {
+                pulses.push(Pulse {
+                    id: PulseId(format!("S{i:02}-{k}")),
+                    sensor: id.clone(),
+                    t: epoch.offset_by_seconds(t),
+                    snr_db: None,
+                    level_db_spl: None,
+                });
+            }
+            sensors.push(Sensor { id, position: p });
+        }
+        let set = PulseSet::new(sensors, pulses).unwrap();
+        locate::locate(&set, &medium, &LocateConfig::default())
+    };
+    let out = run(Some(2.3), &mut rng);
+    assert_eq!(out.incidents.len(), 1);
+    let inc = &out.incidents[0];
+    assert_eq!(
+        inc.weapon_class,
+        Some(model::WeaponClass::Rifle),
+        "{inc:#?}"
+    );
+    let speed = inc.shots[0].bullet_speed_m_s.unwrap();
+    assert!((speed - 2.3 * 343.0).abs() < 0.06 * 343.0, "{speed} m/s");
+    // The same shot with a subsonic bullet: no cone, nothing said.
+    let out = run(None, &mut rng);
+    assert_eq!(out.incidents.len(), 1);
+    assert_eq!(out.incidents[0].weapon_class, None);
 }

@@ -64,6 +64,29 @@ pub struct Shot {
     pub arrivals: Vec<ShotArrival>,
     pub class: Class,
     pub confidence: f64,
+    /// The bullet's speed, m/s, when its shockwave was heard (a supersonic
+    /// bullet); `None` when no shockwave fitted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bullet_speed_m_s: Option<f64>,
+}
+
+/// The class of firearm, as its bullet's shockwave shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WeaponClass {
+    /// A supersonic handgun bullet (350–575 m/s).
+    Handgun,
+    /// A rifle bullet (575 m/s and faster).
+    Rifle,
+}
+
+impl WeaponClass {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WeaponClass::Handgun => "handgun",
+            WeaponClass::Rifle => "rifle",
+        }
+    }
 }
 
 impl Shot {
@@ -82,6 +105,9 @@ pub struct Incident {
     pub rounds: usize,
     pub shooters: usize,
     pub automatic: bool,
+    /// From the shots' bullet speeds, when a shockwave showed it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weapon_class: Option<WeaponClass>,
     /// In time order.
     pub shots: Vec<Shot>,
 }

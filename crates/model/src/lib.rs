@@ -14,7 +14,7 @@ pub mod truth;
 
 pub use acoustics::{speed_of_sound_m_s, Weather};
 pub use geo::{Geodetic, LocalFrame, Point3};
-pub use incident::{Class, Incident, Shot, ShotArrival};
+pub use incident::{Class, Incident, Shot, ShotArrival, WeaponClass};
 pub use pulse::{Pulse, PulseId, Sensor, SensorId};
 pub use time::UtcNanos;
 pub use truth::TruthEvent;

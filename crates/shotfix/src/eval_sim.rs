@@ -43,6 +43,14 @@ pub struct Score {
     pub automatic_correct: usize,
     /// Truly automatic incidents located as one incident with the flag set.
     pub automatic_flagged: usize,
+    /// Incidents fired with a rifle (by the truth's weapon), and how many
+    /// were located as one incident with weapon class `rifle`.
+    pub rifle_incidents: usize,
+    pub rifle_called: usize,
+    /// Incidents fired with other firearms called `rifle`, and `handgun`
+    /// calls on any incident.
+    pub others_called_rifle: usize,
+    pub handgun_called: usize,
     /// Non-gunfire events in the truth, and how many were located as shots
     /// (until classification exists, each would be a false gunfire alert).
     pub other_events: usize,
@@ -153,6 +161,8 @@ pub fn score(
     let groups = truth_incidents(truth, &config);
     let (mut rounds_correct, mut shooters_correct, mut automatic_correct) = (0, 0, 0);
     let (mut automatic_incidents, mut automatic_flagged) = (0, 0);
+    let (mut rifle_incidents, mut rifle_called, mut others_called_rifle, mut handgun_called) =
+        (0, 0, 0, 0);
     for g in &groups {
         let truly_automatic = truth_automatic(g.iter().map(|&ti| &truth[ti]));
         automatic_incidents += usize::from(truly_automatic);
@@ -162,8 +172,20 @@ pub fn score(
             .collect();
         located.sort_unstable();
         located.dedup();
+        let rifle = g.iter().any(|&ti| {
+            truth[ti]
+                .weapon
+                .as_deref()
+                .and_then(sim::source::weapon)
+                .is_some_and(|w| w.class == sim::source::WeaponClass::Rifle)
+        });
+        rifle_incidents += usize::from(rifle);
         if let [k] = located[..] {
             let inc: &Incident = &out.incidents[k];
+            let called_rifle = inc.weapon_class == Some(model::WeaponClass::Rifle);
+            rifle_called += usize::from(rifle && called_rifle);
+            others_called_rifle += usize::from(!rifle && called_rifle);
+            handgun_called += usize::from(inc.weapon_class == Some(model::WeaponClass::Handgun));
             let mut shooters: Vec<u32> = g.iter().filter_map(|&ti| truth[ti].shooter).collect();
             shooters.sort_unstable();
             shooters.dedup();
@@ -187,6 +209,10 @@ pub fn score(
         automatic_incidents,
         automatic_correct,
         automatic_flagged,
+        rifle_incidents,
+        rifle_called,
+        others_called_rifle,
+        handgun_called,
         other_events,
         other_located,
         ghosts: truth_of_shot.iter().filter(|t| t.is_none()).count(),
@@ -330,6 +356,13 @@ pub fn run(dir: &Path, seeds: u64, json: bool) -> anyhow::Result<()> {
             sum(|s| s.automatic_correct),
             sum(|s| s.automatic_flagged),
             sum(|s| s.ghosts),
+        );
+        println!(
+            "all {mode}: weapon class from shockwaves: rifle on {} of {} rifle incidents, on {} others; handgun called {} times",
+            sum(|s| s.rifle_called),
+            sum(|s| s.rifle_incidents),
+            sum(|s| s.others_called_rifle),
+            sum(|s| s.handgun_called),
         );
     }
     Ok(())

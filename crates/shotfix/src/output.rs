@@ -32,6 +32,10 @@ pub struct IncidentOut {
     pub rounds: usize,
     pub shooters: usize,
     pub automatic: bool,
+    /// `rifle` or `handgun` when a bullet's shockwave showed it (extension of
+    /// CONTRACT.md §4: absent otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub weapon_class: Option<model::WeaponClass>,
     pub shots: Vec<ShotOut>,
 }
 
@@ -88,6 +92,7 @@ pub fn document(input: &LocateInput, medium: &Medium, out: &LocateOutput) -> Doc
             rounds: inc.rounds,
             shooters: inc.shooters,
             automatic: inc.automatic,
+            weapon_class: inc.weapon_class,
             shots: inc
                 .shots
                 .iter()

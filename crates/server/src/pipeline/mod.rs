@@ -45,9 +45,8 @@ pub struct LiveShot {
     pub shot: Shot,
     pub pulses: BTreeSet<PulseId>,
     /// What the classifier is given about it: ranges, bearings and reported
-    /// levels of its arrivals (times in seconds since the Unix epoch). Boxed:
-    /// shot changes are moved about by the run, the evidence only read once.
-    pub evidence: Box<classify::ShotEvidence>,
+    /// levels of its arrivals (times in seconds since the Unix epoch).
+    pub evidence: classify::ShotEvidence,
 }
 
 impl LiveShot {
@@ -65,7 +64,7 @@ impl LiveShot {
 #[derive(Debug, Clone, PartialEq)]
 pub enum ShotChange {
     /// A new shot, or a known one whose pulses or position changed.
-    Upsert(LiveShot),
+    Upsert(Box<LiveShot>),
     /// A provisional shot that the latest run no longer supports.
     Lost(String),
 }
@@ -129,7 +128,7 @@ impl Associator {
             key,
             shot,
             pulses,
-            evidence: Box::new(evidence),
+            evidence,
         }
     }
 
@@ -366,7 +365,7 @@ impl Associator {
                 None => continue,
             };
             consumed.extend(next.pulses.iter().cloned());
-            changes.push(ShotChange::Upsert(next));
+            changes.push(ShotChange::Upsert(Box::new(next)));
         }
         changes.extend(old.into_iter().map(|o| ShotChange::Lost(o.key.clone())));
         (changes, consumed)
@@ -433,7 +432,7 @@ impl Associator {
             };
             let next = self.live(self.live[i].key.clone(), shot);
             if !next.same_as(&self.live[i]) {
-                changes.push(ShotChange::Upsert(next.clone()));
+                changes.push(ShotChange::Upsert(Box::new(next.clone())));
                 self.live[i] = next;
             }
         }
@@ -453,7 +452,7 @@ impl Associator {
             );
             for shot in found {
                 let next = self.live(new_key(&shot), shot);
-                changes.push(ShotChange::Upsert(next.clone()));
+                changes.push(ShotChange::Upsert(Box::new(next.clone())));
                 self.live.push(next);
             }
         }
@@ -632,10 +631,11 @@ impl IncidentBuilder {
         for change in changes {
             match change {
                 ShotChange::Upsert(live) => {
+                    let live = *live;
                     let id = self.incident_for(&live);
                     if let Some(inc) = self.open.iter_mut().find(|i| i.id == id) {
                         inc.shots.insert(live.key.clone(), live.shot);
-                        inc.evidence.insert(live.key.clone(), *live.evidence);
+                        inc.evidence.insert(live.key.clone(), live.evidence);
                     }
                     self.shot_incident.insert(live.key, id.clone());
                     touched.insert(id);
