@@ -2,6 +2,7 @@
 //! pulses in every sensor's audio, then (for `analyze`) run the locate engine on
 //! them exactly as `locate` does on reported pulses.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::io::Write;
 use std::path::Path;
@@ -246,110 +247,115 @@ pub fn run_pulses(path: &Path, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// What the classifier is given about one located incident: each arrival's
-/// range, level and (from the detector) waveform features, each shot's time,
-/// place and height above the sensors that heard it.
-pub fn evidence(
-    input: &LocateInput,
-    detected: &[ClipPulses],
-    incident: &model::Incident,
-) -> classify::IncidentEvidence {
-    use std::collections::HashMap;
-    let by_id: HashMap<PulseId, &DetectedPulse> = detected
-        .iter()
-        .flat_map(|c| {
-            c.pulses
-                .iter()
-                .enumerate()
-                .map(move |(i, p)| (pulse_id(&c.clip, i), p))
-        })
-        .collect();
-    evidence_with(input, incident, |a| by_id.get(&a.pulse).copied())
-}
-
 /// Detections within this of a reported pulse's time at the same sensor are
 /// that pulse, s: reported and detected onsets of one arrival agree to about
 /// a millisecond (ShotSpotter's times are truncated to it), while a sensor's
 /// distinct pulses are rarely closer than a few milliseconds.
 pub const SAME_PULSE_S: f64 = 0.003;
 
-/// [`evidence`] for shots located from *reported* pulses, with the audio
-/// analysed separately (a research-layout test with a few sensors' audio):
-/// an arrival's features are those of the detection at its sensor within
-/// [`SAME_PULSE_S`] of its time.
-pub fn evidence_from_reports(
-    input: &LocateInput,
-    detected: &[ClipPulses],
-    incident: &model::Incident,
-) -> classify::IncidentEvidence {
-    evidence_with(input, incident, |a| {
-        detected
-            .iter()
-            .filter(|c| c.clip.sensor == a.sensor)
-            .flat_map(|c| {
-                c.pulses
-                    .iter()
-                    .map(move |p| (c.clip.start.offset_by_seconds(p.onset_s), p))
-            })
-            .filter(|(t, _)| t.seconds_since(a.t).abs() <= SAME_PULSE_S)
-            .min_by(|x, y| {
-                x.0.seconds_since(a.t)
-                    .abs()
-                    .total_cmp(&y.0.seconds_since(a.t).abs())
-            })
-            .map(|(_, p)| p)
-    })
+/// What the classifier is given about the located incidents of one input:
+/// each arrival's range, bearing, level and (from the detector) waveform
+/// features, each shot's time, place and height above the sensors that heard
+/// it. The lookups are built once per input, not per incident.
+pub struct Evidence<'a> {
+    position: HashMap<&'a model::SensorId, model::Point3>,
+    /// Reported levels by pulse.
+    reported: HashMap<&'a PulseId, f64>,
+    /// Detections by the pulse ids `analyze` gives them.
+    detected: HashMap<PulseId, &'a DetectedPulse>,
+    clips: &'a [ClipPulses],
 }
 
-/// [`evidence`] from the pulse reports alone, as a server that receives no
-/// waveform sees it: ranges, reported levels, times and places; no features.
-pub fn evidence_without_audio(
-    input: &LocateInput,
-    incident: &model::Incident,
-) -> classify::IncidentEvidence {
-    evidence_with(input, incident, |_| None)
-}
+impl<'a> Evidence<'a> {
+    pub fn new(input: &'a LocateInput, detected: &'a [ClipPulses]) -> Evidence<'a> {
+        Evidence {
+            position: input.sensors.iter().map(|s| (&s.id, s.position)).collect(),
+            reported: input
+                .pulses
+                .iter()
+                .filter_map(|p| p.level_db_spl.map(|l| (&p.id, l)))
+                .collect(),
+            detected: detected
+                .iter()
+                .flat_map(|c| {
+                    c.pulses
+                        .iter()
+                        .enumerate()
+                        .map(move |(i, p)| (pulse_id(&c.clip, i), p))
+                })
+                .collect(),
+            clips: detected,
+        }
+    }
 
-/// An arrival's level is the detection's when audio was analysed, else the
-/// one its pulse report gave.
-fn evidence_with<'a>(
-    input: &LocateInput,
-    incident: &model::Incident,
-    find: impl Fn(&model::ShotArrival) -> Option<&'a DetectedPulse>,
-) -> classify::IncidentEvidence {
-    use std::collections::HashMap;
-    let position: HashMap<&model::SensorId, model::Point3> =
-        input.sensors.iter().map(|s| (&s.id, s.position)).collect();
-    let reported: HashMap<&PulseId, f64> = input
-        .pulses
-        .iter()
-        .filter_map(|p| p.level_db_spl.map(|l| (&p.id, l)))
-        .collect();
-    let epoch = incident
-        .shots
-        .first()
-        .map_or(model::UtcNanos(0), |s| s.t_emit);
-    let shots = incident
-        .shots
-        .iter()
-        .map(|shot| {
-            classify::shot_evidence(
-                shot,
-                epoch,
-                |id| position.get(id).copied(),
-                |a| {
-                    let p = find(a);
-                    classify::Heard {
-                        level_db_spl: p
-                            .and_then(|p| p.peak_db_spl)
-                            .map(f64::from)
-                            .or_else(|| reported.get(&a.pulse).copied()),
-                        features: p.map(|p| p.features),
-                        snr_db: p.map(|p| f64::from(p.snr_db)),
-                    }
-                },
-            )
+    /// For shots located from the detections themselves (`analyze`).
+    pub fn of(&self, incident: &model::Incident) -> classify::IncidentEvidence {
+        self.with(incident, |a| self.detected.get(&a.pulse).copied())
+    }
+
+    /// For shots located from *reported* pulses, with the audio analysed
+    /// separately (a research-layout test with a few sensors' audio): an
+    /// arrival's features are those of the detection at its sensor within
+    /// [`SAME_PULSE_S`] of its time.
+    pub fn of_reports_with_audio(&self, incident: &model::Incident) -> classify::IncidentEvidence {
+        self.with(incident, |a| {
+            self.clips
+                .iter()
+                .filter(|c| c.clip.sensor == a.sensor)
+                .flat_map(|c| {
+                    c.pulses
+                        .iter()
+                        .map(move |p| (c.clip.start.offset_by_seconds(p.onset_s), p))
+                })
+                .filter(|(t, _)| t.seconds_since(a.t).abs() <= SAME_PULSE_S)
+                .min_by(|x, y| {
+                    x.0.seconds_since(a.t)
+                        .abs()
+                        .total_cmp(&y.0.seconds_since(a.t).abs())
+                })
+                .map(|(_, p)| p)
         })
-        .collect();
-    classify::IncidentEvidence { shots }
+    }
+
+    /// From the pulse reports alone, as a server that receives no waveform
+    /// sees it: ranges, reported levels, times and places; no features.
+    pub fn of_reports(&self, incident: &model::Incident) -> classify::IncidentEvidence {
+        self.with(incident, |_| None)
+    }
+
+    /// An arrival's level is the detection's when audio was analysed, else the
+    /// one its pulse report gave.
+    fn with(
+        &self,
+        incident: &model::Incident,
+        find: impl Fn(&model::ShotArrival) -> Option<&'a DetectedPulse>,
+    ) -> classify::IncidentEvidence {
+        let epoch = incident
+            .shots
+            .first()
+            .map_or(model::UtcNanos(0), |s| s.t_emit);
+        let shots = incident
+            .shots
+            .iter()
+            .map(|shot| {
+                classify::shot_evidence(
+                    shot,
+                    epoch,
+                    |id| self.position.get(id).copied(),
+                    |a| {
+                        let p = find(a);
+                        classify::Heard {
+                            level_db_spl: p
+                                .and_then(|p| p.peak_db_spl)
+                                .map(f64::from)
+                                .or_else(|| self.reported.get(&a.pulse).copied()),
+                            features: p.map(|p| p.features),
+                            snr_db: p.map(|p| f64::from(p.snr_db)),
+                        }
+                    },
+                )
+            })
+            .collect();
+        classify::IncidentEvidence { shots }
+    }
 }

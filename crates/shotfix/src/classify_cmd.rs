@@ -43,9 +43,8 @@ pub fn classify_all(
     detected: &[analyze_cmd::ClipPulses],
     out: &mut locate::LocateOutput,
 ) {
-    classify_with(classifier, out, |inc| {
-        analyze_cmd::evidence(input, detected, inc)
-    });
+    let evidence = analyze_cmd::Evidence::new(input, detected);
+    classify_with(classifier, out, |inc| evidence.of(inc));
 }
 
 /// [`classify_all`] for shots located from pulse reports (no waveform): the
@@ -55,9 +54,8 @@ pub fn classify_reports(
     input: &formats::LocateInput,
     out: &mut locate::LocateOutput,
 ) {
-    classify_with(classifier, out, |inc| {
-        analyze_cmd::evidence_without_audio(input, inc)
-    });
+    let evidence = analyze_cmd::Evidence::new(input, &[]);
+    classify_with(classifier, out, |inc| evidence.of_reports(inc));
 }
 
 fn classify_with(
@@ -128,12 +126,12 @@ fn scene_examples(path: &Path, seed: u64) -> anyhow::Result<Vec<Example>> {
         .file_stem()
         .map_or_else(String::new, |s| s.to_string_lossy().into_owned());
     let (input, _, out, detected) = analyze_cmd::analyze_folder(dir.path())?;
-    let mut examples = labelled(&out, &truth, &name, true, |inc| {
-        analyze_cmd::evidence(&input, &detected, inc)
-    });
+    let evidence = analyze_cmd::Evidence::new(&input, &detected);
+    let mut examples = labelled(&out, &truth, &name, true, |inc| evidence.of(inc));
     let (input, _, out) = crate::locate_cmd::locate_folder(dir.path())?;
+    let evidence = analyze_cmd::Evidence::new(&input, &[]);
     examples.extend(labelled(&out, &truth, &name, false, |inc| {
-        analyze_cmd::evidence_without_audio(&input, inc)
+        evidence.of_reports(inc)
     }));
     Ok(examples)
 }
@@ -251,11 +249,11 @@ fn pittsburgh_examples(dir: &Path) -> anyhow::Result<Vec<Example>> {
             let (input, _, located) = crate::locate_cmd::locate_folder(&test)?;
             let mut audio = formats::read_analyze_input(&test)?;
             let detected = analyze_cmd::detect_all(std::mem::take(&mut audio.clips))?;
+            let evidence = analyze_cmd::Evidence::new(&input, &detected);
             for inc in &located.incidents {
                 let labels = vec![incident::GUNFIRE; inc.shots.len()];
-                let evidence = analyze_cmd::evidence_from_reports(&input, &detected, inc);
                 out.push(example(
-                    evidence,
+                    evidence.of_reports_with_audio(inc),
                     inc,
                     incident::GUNFIRE,
                     &labels,
@@ -263,7 +261,7 @@ fn pittsburgh_examples(dir: &Path) -> anyhow::Result<Vec<Example>> {
                     "pittsburgh".into(),
                 ));
                 let mut reports_only = example(
-                    analyze_cmd::evidence_without_audio(&input, inc),
+                    evidence.of_reports(inc),
                     inc,
                     incident::GUNFIRE,
                     &labels,
