@@ -309,6 +309,33 @@ fn association_keeps_two_shooters_apart() {
     }
 }
 
+/// Sensors `S00`, `S01`, … at `positions`, each reporting a pulse at every
+/// time (seconds after `epoch`) listed for it, located.
+fn locate_times(
+    positions: &[Point3],
+    times: &[Vec<f64>],
+    epoch: UtcNanos,
+    medium: &Medium,
+) -> locate::LocateOutput {
+    let mut sensors = Vec::new();
+    let mut pulses = Vec::new();
+    for (i, (&p, at)) in positions.iter().zip(times).enumerate() {
+        let id = SensorId(format!("S{i:02}"));
+        for (k, &t) in at.iter().enumerate() {
+            pulses.push(Pulse {
+                id: PulseId(format!("S{i:02}-{k}")),
+                sensor: id.clone(),
+                t: epoch.offset_by_seconds(t),
+                snr_db: None,
+                level_db_spl: None,
+            });
+        }
+        sensors.push(Sensor { id, position: p });
+    }
+    let set = PulseSet::new(sensors, pulses).unwrap();
+    locate::locate(&set, medium, &LocateConfig::default())
+}
+
 #[test]
 fn a_burst_of_fast_fire_is_retimed_round_by_round() {
     // A converted pistol: 10 rounds, 50 ms apart, from one place. Half the
@@ -327,36 +354,24 @@ fn a_burst_of_fast_fire_is_retimed_round_by_round() {
         );
         let rounds: Vec<f64> = (0..10).map(|k| 0.05 * k as f64).collect();
         let jitter = Normal::new(0.0, 0.000_3).unwrap();
-        let mut sensors = Vec::new();
-        let mut pulses = Vec::new();
-        for (i, &p) in positions.iter().enumerate() {
-            let id = SensorId(format!("S{i:02}"));
-            let delay = if i % 2 == 0 {
+        let mut times = Vec::new();
+        for &p in &positions {
+            let delay = if times.len() % 2 == 0 {
                 rng.gen_range(0.005..0.020)
             } else {
                 0.0
             };
             let (travel, _) = medium.travel_time(source, p);
-            let mut times = Vec::new();
+            let mut at = Vec::new();
             for &t0 in &rounds {
-                times.push(t0 + travel + delay + jitter.sample(&mut rng));
+                at.push(t0 + travel + delay + jitter.sample(&mut rng));
                 if rng.gen_range(0..3) == 0 {
-                    times.push(t0 + travel + delay + rng.gen_range(0.03..0.2));
+                    at.push(t0 + travel + delay + rng.gen_range(0.03..0.2));
                 }
             }
-            for (k, t) in times.into_iter().enumerate() {
-                pulses.push(Pulse {
-                    id: PulseId(format!("S{i:02}-{k}")),
-                    sensor: id.clone(),
-                    t: epoch.offset_by_seconds(t),
-                    snr_db: None,
-                    level_db_spl: None,
-                });
-            }
-            sensors.push(Sensor { id, position: p });
+            times.push(at);
         }
-        let set = PulseSet::new(sensors, pulses).unwrap();
-        let out = locate::locate(&set, &medium, &LocateConfig::default());
+        let out = locate_times(&positions, &times, epoch, &medium);
         assert_eq!(out.incidents.len(), 1, "seed {seed}");
         let incident = &out.incidents[0];
         assert_eq!(
@@ -398,30 +413,20 @@ fn a_rifle_bullets_shockwave_gives_the_weapon_class() {
         .collect();
     positions.extend(random_network(&mut rng, 10));
     let run = |mach: Option<f64>, rng: &mut ChaCha8Rng| {
-        let mut sensors = Vec::new();
-        let mut pulses = Vec::new();
-        for (i, &p) in positions.iter().enumerate() {
-            let id = SensorId(format!("S{i:02}"));
-            let mut times = vec![medium.travel_time(muzzle, p).0];
-            if let Some(m) = mach {
-                times.extend(locate::shock::shock_arrival_s(muzzle, 0.0, m, 343.0, p));
-            }
-            for _ in 0..3 {
-                times.push(rng.gen_range(-2.0..3.0));
-            }
-            for (k, t) in times.into_iter().enumerate() {
-                pulses.push(Pulse {
-                    id: PulseId(format!("S{i:02}-{k}")),
-                    sensor: id.clone(),
-                    t: epoch.offset_by_seconds(t),
-                    snr_db: None,
-                    level_db_spl: None,
-                });
-            }
-            sensors.push(Sensor { id, position: p });
-        }
-        let set = PulseSet::new(sensors, pulses).unwrap();
-        locate::locate(&set, &medium, &LocateConfig::default())
+        let times: Vec<Vec<f64>> = positions
+            .iter()
+            .map(|&p| {
+                let mut at = vec![medium.travel_time(muzzle, p).0];
+                if let Some(m) = mach {
+                    at.extend(locate::shock::shock_arrival_s(muzzle, 0.0, m, 343.0, p));
+                }
+                for _ in 0..3 {
+                    at.push(rng.gen_range(-2.0..3.0));
+                }
+                at
+            })
+            .collect();
+        locate_times(&positions, &times, epoch, &medium)
     };
     let out = run(Some(2.3), &mut rng);
     assert_eq!(out.incidents.len(), 1);
