@@ -445,6 +445,10 @@ pub fn eval(
     if train_seeds == 0 || eval_seeds == 0 {
         anyhow::bail!("--train-seeds and --eval-seeds must be at least 1");
     }
+    // A wrong folder is said before minutes of training, not after.
+    for dir in unseen {
+        eval_sim::scenario_files(dir)?;
+    }
     let train_sim = simulated(scenarios, TRAIN_SEED_BASE, train_seeds)?;
     let real = match pittsburgh {
         Some(p) => pittsburgh_examples(p)?,
