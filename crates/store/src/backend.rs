@@ -330,7 +330,7 @@ const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 impl Conn {
     /// Sets up an SQLite connection: write-ahead log (readers never block the
     /// writer), `synchronous=FULL` (a commit is on disk when it returns),
-    /// foreign keys, and a busy timeout (a reader's checkpoint or a second
+    /// foreign keys, `secure_delete`, and a busy timeout (a reader's checkpoint or a second
     /// process's migration never fails a write; set first, so that switching
     /// to WAL waits too).
     pub(crate) fn sqlite(conn: rusqlite::Connection) -> Result<Conn, DbError> {
@@ -357,6 +357,10 @@ impl Conn {
         }
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
+        // Deleted content is overwritten with zeros, not left in free pages:
+        // retention's deletions are then gone from the file, not only from
+        // the tables (with a WAL checkpoint, from the log too).
+        conn.pragma_update(None, "secure_delete", "ON")?;
         conn.set_prepared_statement_cache_capacity(64);
         Ok(Conn::Sqlite(conn))
     }

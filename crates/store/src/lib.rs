@@ -35,8 +35,11 @@
 //!
 //! Times are integer nanoseconds since the Unix epoch (UTC), as in the core.
 
+mod access;
 mod backend;
+mod history;
 mod migrations;
+mod retention;
 
 use std::borrow::Cow;
 use std::fmt;
@@ -46,7 +49,10 @@ use backend::{args, Arg, Conn, Dialect, Row};
 use rusqlite::Connection;
 
 pub use backend::{redact, DbError};
+pub use access::{AuditEntry, AuditFilter, TokenRow, UserRow};
+pub use history::{sha256_hex, Change, HistoryEntry, Verification, GENESIS};
 pub use migrations::MIGRATIONS;
+pub use retention::{Deleted, RetentionCutoffs};
 
 /// What can go wrong with storage. Messages are one line and name the
 /// database (a path, or a URL without its password) and the operation.
@@ -67,6 +73,10 @@ pub enum StoreError {
         found: i64,
         known: i64,
     },
+    /// A write that must not overwrite what another wrote first (an incident
+    /// version reviewed twice at once); the caller re-reads and tries again.
+    #[error("{0}")]
+    Conflict(String),
     #[error("database {database}: {operation}: {error}")]
     Sql {
         database: String,
@@ -217,6 +227,11 @@ pub struct IncidentSave {
     pub alert_doc: String,
     /// Webhook targets that get a delivery of the alert.
     pub targets: Vec<String>,
+    /// Who made this version and why (the history entry).
+    pub change: Change,
+    /// Refuse ([`StoreError::Conflict`]) rather than skip a version already
+    /// stored: for human changes, which must never be dropped silently.
+    pub strict: bool,
 }
 
 /// A connection to the database (SQLite or PostgreSQL).
@@ -547,12 +562,20 @@ impl Db {
                     &i.doc
                 ],
             )?;
-            self.execute(
+            let new = self.execute(
                 "save incident version",
                 "INSERT INTO incident_versions (incident, version, created_ns, doc) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT (incident, version) DO NOTHING",
                 &args![&i.id, i.version, i.updated_ns, &i.doc],
             )?;
+            if new > 0 {
+                self.append_history(&i.id, i.version, i.updated_ns, &save.change, &i.doc)?;
+            } else if save.strict {
+                return Err(StoreError::Conflict(format!(
+                    "incident {} version {} was written by someone else first",
+                    i.id, i.version
+                )));
+            }
             for (sensor, pulse) in &save.pulses {
                 self.execute(
                     "save incident pulses",

@@ -74,7 +74,8 @@ fn replace_words(sql: &str, words: &[(&str, &str)]) -> String {
 }
 
 /// Every migration, in order.
-pub const MIGRATIONS: &[Migration] = &[Migration {
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
     version: 1,
     name: "sensors, reports, pulses, clips, incidents, alerts, outbox",
     sqlite: r#"
@@ -163,4 +164,59 @@ CREATE TABLE outbox (
 );
 CREATE INDEX outbox_due ON outbox (next_ns) WHERE delivered_ns IS NULL;
 "#,
-}];
+},
+    Migration {
+        version: 2,
+        name: "users, tokens, sessions, hash-chained incident history, audit log",
+        sqlite: r#"
+CREATE TABLE users (
+    name TEXT PRIMARY KEY,
+    role TEXT NOT NULL,
+    password_hash TEXT NOT NULL,
+    created_ns BIGINT NOT NULL,
+    disabled BOOLEAN NOT NULL DEFAULT FALSE
+);
+CREATE TABLE tokens (
+    id TEXT PRIMARY KEY,
+    secret_sha256 TEXT NOT NULL UNIQUE,
+    name TEXT NOT NULL,
+    role TEXT NOT NULL,
+    created_ns BIGINT NOT NULL,
+    created_by TEXT NOT NULL,
+    expires_ns BIGINT,
+    revoked_ns BIGINT
+);
+CREATE TABLE sessions (
+    secret_sha256 TEXT PRIMARY KEY,
+    user_name TEXT NOT NULL REFERENCES users (name),
+    created_ns BIGINT NOT NULL,
+    expires_ns BIGINT NOT NULL
+);
+CREATE TABLE history (
+    seq BIGINT PRIMARY KEY,
+    incident TEXT NOT NULL,
+    version BIGINT NOT NULL,
+    created_ns BIGINT NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    reason TEXT,
+    reason_sha256 TEXT NOT NULL,
+    doc TEXT,
+    doc_sha256 TEXT NOT NULL,
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL
+);
+CREATE INDEX history_by_incident ON history (incident, version);
+CREATE TABLE audit (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    t_ns BIGINT NOT NULL,
+    actor TEXT NOT NULL,
+    role TEXT NOT NULL,
+    action TEXT NOT NULL,
+    target TEXT NOT NULL,
+    detail TEXT
+);
+CREATE INDEX audit_by_time ON audit (t_ns);
+"#,
+    },
+];

@@ -74,7 +74,7 @@ fn reports_are_stored_once_and_survive_reopening() {
         );
     }
     let db = Db::open_sqlite(&path).unwrap();
-    assert_eq!(db.schema_version().unwrap(), 1);
+    assert_eq!(db.schema_version().unwrap(), MIGRATIONS.len() as i64);
     let pulses = db.pulses(&PulseFilter::default()).unwrap();
     let ids: Vec<&str> = pulses.iter().map(|p| p.id.as_str()).collect();
     assert_eq!(ids, ["p2", "p1", "p3"], "time order");
@@ -90,6 +90,8 @@ fn an_incident_is_alerted_once_and_every_alert_has_its_deliveries() {
         alert: Some(kind.into()),
         alert_doc: "{}".into(),
         targets: vec!["http://a".into(), "http://b".into()],
+        change: Change::machine(),
+        strict: false,
     };
     let first = db.save_incident(&save(1, "alert")).unwrap();
     assert!(first.is_some());
@@ -135,6 +137,8 @@ fn an_older_version_never_overwrites_a_newer_one() {
             alert: None,
             alert_doc: String::new(),
             targets: vec![],
+            change: Change::machine(),
+            strict: false,
         })
         .unwrap();
     }

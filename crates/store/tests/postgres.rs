@@ -34,6 +34,7 @@ use std::thread;
 use std::time::Duration;
 
 use store::{
+    AuditEntry, AuditFilter, Change, RetentionCutoffs,
     ClipRow, Db, IncidentFilter, IncidentRow, IncidentSave, OutboxCounts, PulseFilter, PulseRow,
     ReportOutcome, ReportRow, SensorRow, StoreError, MIGRATIONS,
 };
@@ -142,6 +143,29 @@ impl Fixture {
     fn is_postgres(&self) -> bool {
         matches!(self.cleanup, Cleanup::Database { .. })
     }
+
+    /// Another fresh database on the same backend.
+    fn another(&self) -> Fixture {
+        if self.is_postgres() {
+            Fixture::postgres()
+        } else {
+            Fixture::sqlite()
+        }
+    }
+
+    /// Runs SQL straight on the database, behind the store's back (tampering).
+    fn raw(&self, sql: &str) {
+        match self.url.strip_prefix("sqlite:") {
+            Some(path) => rusqlite::Connection::open(path)
+                .unwrap()
+                .execute_batch(sql)
+                .unwrap(),
+            None => ::postgres::Client::connect(&self.url, ::postgres::NoTls)
+                .unwrap()
+                .batch_execute(sql)
+                .unwrap(),
+        }
+    }
 }
 
 impl Drop for Fixture {
@@ -188,6 +212,8 @@ on_both_backends!(
     racing_writers_alert_an_incident_once,
     the_outbox_retries_until_delivered_or_dead,
     open_incidents_carry_their_pulses,
+    the_history_chain_catches_edits_deletions_and_reorders,
+    retention_deletes_what_expired_keeps_evidence_and_logs_it,
 );
 
 // ---- rows -------------------------------------------------------------------
@@ -246,6 +272,8 @@ fn save(incident: IncidentRow, alert: Option<&str>, targets: &[&str]) -> Inciden
         pulses: vec![("S1".into(), "p1".into())],
         alert: alert.map(Into::into),
         targets: targets.iter().map(|&t| t.into()).collect(),
+        change: Change::machine(),
+        strict: false,
     }
 }
 
@@ -814,4 +842,156 @@ fn sqlite_urls_and_paths_open_the_same_file() {
     }
     assert!(Db::open("sqlite:").is_err());
     assert!(Db::open("").is_err());
+}
+
+// ---- history and retention ----------------------------------------------------
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i64
+}
+
+/// Two incidents, four versions, one of them a reviewer's.
+fn chained(f: &Fixture) -> Db {
+    let mut db = f.open();
+    let t = now();
+    for (id, version, change) in [
+        ("I1", 1, Change::machine()),
+        ("I2", 1, Change::machine()),
+        (
+            "I1",
+            2,
+            Change {
+                actor: "user:rita".into(),
+                action: "reclassify".into(),
+                reason: Some("firecracker wrapper found at the scene".into()),
+            },
+        ),
+        ("I2", 2, Change::machine()),
+    ] {
+        let mut row = incident(id, version);
+        row.updated_ns = t + version;
+        row.last_ns = t;
+        row.doc = format!("{{\"id\":\"{id}\",\"v\":{version},\"class\":\"gunfire\"}}");
+        let mut s = save(row, None, &[]);
+        s.change = change;
+        db.save_incident(&s).unwrap();
+    }
+    db
+}
+
+fn the_history_chain_catches_edits_deletions_and_reorders(f: &Fixture) {
+    let db = chained(f);
+    let ok = db.verify_history().unwrap();
+    assert_eq!((ok.entries, ok.broken.as_deref()), (4, None));
+    let history = db.incident_history("I1").unwrap();
+    assert_eq!(history.len(), 2);
+    assert_eq!(history[0].actor, "machine", "the machine result is kept");
+    assert_eq!(history[1].reason.as_deref(), Some("firecracker wrapper found at the scene"));
+    drop(db);
+
+    // Each tampering on a fresh copy of the same history; verify names the entry.
+    let cases: [(&str, &str); 8] = [
+        ("UPDATE history SET doc = REPLACE(doc, 'gunfire', 'fireworks') WHERE seq = 3", "history entry 3"),
+        ("UPDATE history SET actor = 'machine' WHERE seq = 3", "history entry 3"),
+        ("UPDATE history SET reason = 'nothing found' WHERE seq = 3", "history entry 3"),
+        ("DELETE FROM history WHERE seq = 2", "history entry 3"),
+        (
+            "UPDATE history SET seq = -1 WHERE seq = 2; UPDATE history SET seq = 2 WHERE seq = 3;
+             UPDATE history SET seq = 3 WHERE seq = -1",
+            "history entry 2",
+        ),
+        ("DELETE FROM history WHERE seq = 4", "incident I2 version 2"),
+        ("UPDATE incident_versions SET doc = '{}' WHERE incident = 'I1' AND version = 1", "incident I1 version 1"),
+        ("UPDATE incidents SET doc = '{}' WHERE id = 'I2'", "incident I2"),
+    ];
+    for (sql, names) in cases {
+        let fresh = f.another();
+        drop(chained(&fresh));
+        fresh.raw(sql);
+        let v = fresh.open().verify_history().unwrap();
+        let broken = v.broken.unwrap_or_else(|| panic!("not caught: {sql}"));
+        assert!(broken.starts_with(names), "{sql}: {broken}");
+    }
+}
+
+fn retention_deletes_what_expired_keeps_evidence_and_logs_it(f: &Fixture) {
+    let mut db = chained(f);
+    const MARKER: &[u8] = b"VOICE-OF-A-PASSER-BY";
+    let clip = |pulse: &str| ClipRow {
+        sensor: "S1".into(),
+        pulse: pulse.into(),
+        wav: [b"RIFF".as_slice(), MARKER, pulse.as_bytes()].concat(),
+    };
+    // p1 is I1's evidence (see `save`); p2 and p3 belong to no incident.
+    let mut r = report("r1", "S1", &[("p1", 100), ("p2", 100), ("p3", 900)]);
+    r.clips = vec![clip("p1"), clip("p2"), clip("p3")];
+    db.insert_reports(&[r]).unwrap();
+    db.append_audit(&[AuditEntry {
+        seq: 0,
+        t_ns: 50,
+        actor: "user:ann".into(),
+        role: "investigator".into(),
+        action: "read.audio".into(),
+        target: "S1/p2".into(),
+        detail: None,
+    }])
+    .unwrap();
+
+    // Clips and pulses before t = 500 expire; incidents and audit are kept.
+    let keep_incidents = RetentionCutoffs {
+        now_ns: 1_000,
+        pulses_before_ns: Some(500),
+        clips_before_ns: Some(500),
+        incidents_before_ns: None,
+        audit_before_ns: None,
+    };
+    let d = db.enforce_retention(&keep_incidents).unwrap();
+    assert_eq!((d.pulses, d.clips, d.incidents.len()), (1, 1, 0));
+    assert_eq!(db.clip("S1", "p2").unwrap(), None, "expired clip gone");
+    assert!(db.clip("S1", "p1").unwrap().is_some(), "an incident's evidence stays");
+    assert!(db.clip("S1", "p3").unwrap().is_some(), "not yet expired");
+    assert_eq!(db.pulse_count().unwrap(), 2);
+
+    // Now the incidents expire too, and the audit record of t = 50.
+    let all = RetentionCutoffs {
+        now_ns: now() + 1_000_000,
+        incidents_before_ns: Some(now() + 1_000),
+        audit_before_ns: Some(60),
+        ..keep_incidents
+    };
+    let d = db.enforce_retention(&all).unwrap();
+    assert_eq!(d.incidents, ["I1", "I2"]);
+    assert_eq!((d.history_redacted, d.pulses, d.clips, d.audit), (4, 1, 1, 1));
+    assert!(db.incident("I1").unwrap().is_none());
+    assert!(db.incident_versions("I1").unwrap().is_empty());
+    assert_eq!(db.clip("S1", "p1").unwrap(), None, "evidence goes with its incident");
+    let history = db.incident_history("I1").unwrap();
+    assert!(history.iter().all(|e| e.doc.is_none() && e.reason.is_none()));
+    let v = db.verify_history().unwrap();
+    assert_eq!((v.broken, v.entries, v.redacted), (None, 4, 4), "redaction keeps the chain");
+
+    // Every deletion is logged.
+    let log = db
+        .audit(&AuditFilter {
+            action_prefix: Some("retention.".into()),
+            ..AuditFilter::default()
+        })
+        .unwrap();
+    let kinds: Vec<&str> = log.iter().map(|e| e.target.as_str()).collect();
+    assert_eq!(kinds, ["clips", "pulses", "incidents", "clips", "pulses", "audit"]);
+    assert!(log[2].detail.as_deref().unwrap().contains("ids: I1,I2"));
+
+    // And the bytes are gone from the files, not only from the tables.
+    if let Some(path) = f.url.strip_prefix("sqlite:") {
+        drop(db);
+        for file in [path.to_string(), format!("{path}-wal")] {
+            if let Ok(bytes) = std::fs::read(&file) {
+                let found = bytes.windows(MARKER.len()).filter(|w| *w == MARKER).count();
+                assert_eq!(found, 1, "{file}: only p3's clip may remain");
+            }
+        }
+    }
 }
