@@ -20,6 +20,7 @@ use serde_json::{json, Value};
 use store::{AlertRow, IncidentFilter, PulseFilter};
 use tokio_stream::wrappers::BroadcastStream;
 
+use crate::access::{audit, Caller, Perm};
 use crate::doc::{AlertDoc, IncidentDoc};
 use crate::{formats, App};
 
@@ -33,6 +34,15 @@ pub enum ApiError {
     Refused(crate::ingest::Rejection),
     #[error("{0} not found")]
     NotFound(String),
+    /// No credentials, or ones that are not (or no longer) valid.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// Valid credentials whose role does not allow this.
+    #[error("{0}")]
+    Forbidden(String),
+    /// Someone else changed it first; read again and retry.
+    #[error("{0}")]
+    Conflict(String),
     #[error("internal error")]
     Internal(String),
 }
@@ -48,6 +58,9 @@ impl IntoResponse for ApiError {
                 r.reason.status()
             }
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Internal(detail) => {
                 eprintln!("shotfix serve: {detail}");
                 StatusCode::SERVICE_UNAVAILABLE
@@ -58,6 +71,12 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+        }
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer realm=\"shotfix\""),
+            );
         }
         response
     }
@@ -91,6 +110,9 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/alerts", get(alerts))
         .route("/v1/alerts/stream", get(alerts_sse))
         .route("/v1/alerts/ws", get(alerts_ws))
+        .merge(crate::access::routes())
+        .merge(crate::review::routes())
+        .merge(crate::public::routes())
         .with_state(app)
 }
 
@@ -118,14 +140,15 @@ async fn health(State(app): State<Arc<App>>) -> Result<Json<Value>, ApiError> {
     })))
 }
 
-async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
+async fn metrics(State(app): State<Arc<App>>, caller: Caller) -> Result<Response, ApiError> {
+    caller.require(Perm::Administer)?;
     let mut text = String::new();
     for (name, value) in app.counters.snapshot() {
         text.push_str(&format!(
             "# TYPE shotfix_{name}_total counter\nshotfix_{name}_total {value}\n"
         ));
     }
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
 }
 
 async fn openapi() -> impl IntoResponse {
@@ -135,14 +158,15 @@ async fn openapi() -> impl IntoResponse {
     )
 }
 
-async fn sensors(State(app): State<Arc<App>>) -> Json<Value> {
+async fn sensors(State(app): State<Arc<App>>, caller: Caller) -> Result<Json<Value>, ApiError> {
+    caller.require(Perm::Sensors)?;
     let mut list: Vec<Value> = app
         .sensors
         .values()
         .map(|s| json!({"id": s.row.id, "lat": s.row.lat, "lon": s.row.lon, "alt_m": s.row.alt_m}))
         .collect();
     list.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
-    Json(json!({"sensors": list}))
+    Ok(Json(json!({"sensors": list})))
 }
 
 /// Query parameters for incident and shot listings.
@@ -158,7 +182,7 @@ pub struct IncidentQuery {
     limit: Option<usize>,
 }
 
-fn time_param(name: &str, v: &Option<String>) -> Result<Option<i64>, ApiError> {
+pub fn time_param(name: &str, v: &Option<String>) -> Result<Option<i64>, ApiError> {
     v.as_deref()
         .map(|s| {
             UtcNanos::parse_rfc3339(s)
@@ -226,19 +250,36 @@ async fn incident_docs(app: &Arc<App>, q: &IncidentQuery) -> Result<Vec<Incident
         .collect())
 }
 
+/// Records a read of incidents' exact places.
+async fn audit_incidents(
+    app: &App,
+    caller: &Caller,
+    what: &str,
+    docs: &[IncidentDoc],
+) -> Result<(), ApiError> {
+    let ids: Vec<&str> = docs.iter().map(|d| d.id.as_str()).collect();
+    audit(app, caller, "read.incidents", what, Some(ids.join(","))).await
+}
+
 async fn incidents(
     State(app): State<Arc<App>>,
+    caller: Caller,
     Query(q): Query<IncidentQuery>,
 ) -> Result<Json<Value>, ApiError> {
+    caller.require(Perm::Incidents)?;
     let docs = incident_docs(&app, &q).await?;
+    audit_incidents(&app, &caller, "/v1/incidents", &docs).await?;
     Ok(Json(json!({"frame": "wgs84", "incidents": docs})))
 }
 
 async fn incidents_geojson(
     State(app): State<Arc<App>>,
+    caller: Caller,
     Query(q): Query<IncidentQuery>,
 ) -> Result<Response, ApiError> {
+    caller.require(Perm::Incidents)?;
     let docs = incident_docs(&app, &q).await?;
+    audit_incidents(&app, &caller, "/v1/incidents.geojson", &docs).await?;
     Ok(geojson_response(formats::geojson_collection(&docs)))
 }
 
@@ -259,20 +300,27 @@ async fn incident_doc(app: &Arc<App>, id: String) -> Result<IncidentDoc, ApiErro
 
 async fn incident(
     State(app): State<Arc<App>>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<IncidentDoc>, ApiError> {
-    Ok(Json(incident_doc(&app, id).await?))
+    caller.require(Perm::Incidents)?;
+    let doc = incident_doc(&app, id).await?;
+    audit(&app, &caller, "read.incident", &doc.id, None).await?;
+    Ok(Json(doc))
 }
 
 async fn incident_versions(
     State(app): State<Arc<App>>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
+    caller.require(Perm::Incidents)?;
     let key = id.clone();
     let versions = app.read(move |db| db.incident_versions(&key)).await?;
     if versions.is_empty() {
         return Err(ApiError::NotFound(format!("incident {id}")));
     }
+    audit(&app, &caller, "read.incident", &id, Some("versions".into())).await?;
     let list: Vec<Value> = versions
         .into_iter()
         .map(|(version, created_ns, doc)| {
@@ -288,8 +336,10 @@ async fn incident_versions(
 
 async fn incident_cap(
     State(app): State<Arc<App>>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
+    caller.require(Perm::Incidents)?;
     let key = id.clone();
     let alerts: Vec<AlertRow> = app
         .read(move |db| {
@@ -305,6 +355,7 @@ async fn incident_cap(
     };
     let doc: AlertDoc =
         serde_json::from_str(&last.doc).map_err(|e| ApiError::Internal(e.to_string()))?;
+    audit(&app, &caller, "read.incident", &id, Some("cap".into())).await?;
     let first_sent = UtcNanos(first.created_ns).to_rfc3339();
     let xml = formats::cap(
         &doc.incident,
@@ -317,17 +368,30 @@ async fn incident_cap(
 
 async fn incident_geojson(
     State(app): State<Arc<App>>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
+    caller.require(Perm::Incidents)?;
     let doc = incident_doc(&app, id).await?;
+    audit(
+        &app,
+        &caller,
+        "read.incident",
+        &doc.id,
+        Some("geojson".into()),
+    )
+    .await?;
     Ok(geojson_response(formats::geojson_feature(&doc)))
 }
 
 async fn shots(
     State(app): State<Arc<App>>,
+    caller: Caller,
     Query(q): Query<IncidentQuery>,
 ) -> Result<Json<Value>, ApiError> {
+    caller.require(Perm::Evidence)?;
     let docs = incident_docs(&app, &q).await?;
+    audit_incidents(&app, &caller, "/v1/shots", &docs).await?;
     let shots: Vec<Value> = docs
         .iter()
         .flat_map(|d| d.shots.iter().map(move |s| (d, s)))
@@ -353,8 +417,10 @@ pub struct PulseQuery {
 
 async fn pulses(
     State(app): State<Arc<App>>,
+    caller: Caller,
     Query(q): Query<PulseQuery>,
 ) -> Result<Json<Value>, ApiError> {
+    caller.require(Perm::Evidence)?;
     let filter = PulseFilter {
         sensor: q.sensor.clone(),
         since_ns: time_param("since", &q.since)?,
@@ -378,12 +444,17 @@ async fn pulses(
 
 async fn clip(
     State(app): State<Arc<App>>,
+    caller: Caller,
     Path((sensor, id)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
+    caller.require(Perm::Audio)?;
     let (s, p) = (sensor.clone(), id.clone());
     let wav = app.read(move |db| db.clip(&s, &p)).await?;
     match wav {
-        Some(bytes) => Ok(([(header::CONTENT_TYPE, "audio/wav")], bytes).into_response()),
+        Some(bytes) => {
+            audit(&app, &caller, "read.audio", &format!("{sensor}/{id}"), None).await?;
+            Ok(([(header::CONTENT_TYPE, "audio/wav")], bytes).into_response())
+        }
         None => Err(ApiError::NotFound(format!("clip of pulse {sensor}/{id}"))),
     }
 }
@@ -404,11 +475,25 @@ fn alert_doc(row: &AlertRow) -> Option<AlertDoc> {
 
 async fn alerts(
     State(app): State<Arc<App>>,
+    caller: Caller,
     Query(q): Query<AlertQuery>,
 ) -> Result<Json<Value>, ApiError> {
+    caller.require(Perm::Live)?;
     let (after, limit) = (q.after.unwrap_or(0), q.limit.unwrap_or(1_000).min(10_000));
     let rows = app.read(move |db| db.alerts_after(after, limit)).await?;
     let docs: Vec<AlertDoc> = rows.iter().filter_map(alert_doc).collect();
+    let ids: Vec<String> = docs
+        .iter()
+        .map(|a| format!("{}@{}", a.incident.id, a.seq))
+        .collect();
+    audit(
+        &app,
+        &caller,
+        "read.incidents",
+        "/v1/alerts",
+        Some(ids.join(",")),
+    )
+    .await?;
     Ok(Json(json!({"alerts": docs})))
 }
 
@@ -424,7 +509,7 @@ fn resume_after(headers: &HeaderMap, q: &AlertQuery) -> i64 {
 
 /// The alert feed: stored alerts after `after` (if resuming), then live ones,
 /// each exactly once and in sequence order.
-async fn feed(app: Arc<App>, after: i64) -> impl Stream<Item = AlertDoc> {
+async fn feed(app: Arc<App>, caller: Caller, after: i64) -> impl Stream<Item = AlertDoc> {
     // Subscribe before reading the backlog so nothing falls between the two.
     let live = BroadcastStream::new(app.alerts.subscribe()).filter_map(|r| async move { r.ok() });
     let backlog: Vec<AlertDoc> = if after == i64::MAX {
@@ -441,6 +526,7 @@ async fn feed(app: Arc<App>, after: i64) -> impl Stream<Item = AlertDoc> {
         .last()
         .map_or(if after == i64::MAX { 0 } else { after }, |a| a.seq);
     let mut stopping = app.stopping.subscribe();
+    let writer = app.writer.clone();
     stream::iter(backlog)
         .chain(live.filter(move |a| {
             let fresh = a.seq > last;
@@ -452,35 +538,68 @@ async fn feed(app: Arc<App>, after: i64) -> impl Stream<Item = AlertDoc> {
         .take_until(async move {
             let _ = stopping.wait_for(|s| *s).await;
         })
+        .map(move |a| {
+            // Each alert a subscriber receives is a read of an exact place.
+            writer.audit_nowait(store::AuditEntry {
+                seq: 0,
+                t_ns: crate::now_ns(),
+                actor: caller.actor.clone(),
+                role: caller.role.as_str().into(),
+                action: "read.alert".into(),
+                target: a.incident.id.clone(),
+                detail: Some(format!("seq {} {}", a.seq, a.kind)),
+            });
+            a
+        })
 }
 
 async fn alerts_sse(
     State(app): State<Arc<App>>,
+    caller: Caller,
     headers: HeaderMap,
     Query(q): Query<AlertQuery>,
-) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    caller.require(Perm::Live)?;
     let after = resume_after(&headers, &q);
-    let events = feed(app, after).await.map(|a| {
+    audit(
+        &app,
+        &caller,
+        "stream.alerts",
+        "/v1/alerts/stream",
+        Some(format!("after {after}")),
+    )
+    .await?;
+    let events = feed(app, caller, after).await.map(|a| {
         Ok(Event::default()
             .id(a.seq.to_string())
             .event(a.kind.clone())
             .data(serde_json::to_string(&a).unwrap_or_default()))
     });
-    Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+    Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }
 
 async fn alerts_ws(
     State(app): State<Arc<App>>,
+    caller: Caller,
     headers: HeaderMap,
     Query(q): Query<AlertQuery>,
     ws: WebSocketUpgrade,
-) -> Response {
+) -> Result<Response, ApiError> {
+    caller.require(Perm::Live)?;
     let after = resume_after(&headers, &q);
-    ws.on_upgrade(move |socket| ws_feed(socket, app, after))
+    audit(
+        &app,
+        &caller,
+        "stream.alerts",
+        "/v1/alerts/ws",
+        Some(format!("after {after}")),
+    )
+    .await?;
+    Ok(ws.on_upgrade(move |socket| ws_feed(socket, app, caller, after)))
 }
 
-async fn ws_feed(mut socket: WebSocket, app: Arc<App>, after: i64) {
-    let mut alerts = Box::pin(feed(app, after).await);
+async fn ws_feed(mut socket: WebSocket, app: Arc<App>, caller: Caller, after: i64) {
+    let mut alerts = Box::pin(feed(app, caller, after).await);
     loop {
         tokio::select! {
             next = alerts.next() => {

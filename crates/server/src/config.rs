@@ -192,6 +192,90 @@ impl Default for LimitsConfig {
     }
 }
 
+/// People's sessions (docs/access.md).
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AccessConfig {
+    /// How long a login lasts, hours: one shift.
+    pub session_hours: f64,
+}
+
+impl Default for AccessConfig {
+    fn default() -> AccessConfig {
+        AccessConfig {
+            session_hours: 12.0,
+        }
+    }
+}
+
+/// Human review (docs/access.md).
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReviewConfig {
+    /// Hold a first alert for review while P(gunfire) is below this (0: never
+    /// hold, the default: review confirms without holding the alert back).
+    pub hold_below_p: f64,
+    /// A held alert goes out anyway after this many seconds without a review.
+    pub hold_timeout_s: f64,
+}
+
+impl Default for ReviewConfig {
+    fn default() -> ReviewConfig {
+        ReviewConfig {
+            hold_below_p: 0.0,
+            hold_timeout_s: 60.0,
+        }
+    }
+}
+
+/// How long each kind of data is kept, days (0: kept until deleted by hand).
+/// The defaults and their reasons are in docs/access.md.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionConfig {
+    /// Pulses no incident uses (noise, echoes, unlocated sounds).
+    pub pulses_days: f64,
+    /// Audio clips no incident uses.
+    pub clips_days: f64,
+    /// Incidents, from their last shot, with their pulses, clips, versions and alerts.
+    pub incidents_days: f64,
+    /// Audit records.
+    pub audit_days: f64,
+    /// How often the job runs, seconds.
+    pub interval_s: f64,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> RetentionConfig {
+        RetentionConfig {
+            pulses_days: 30.0,
+            clips_days: 30.0,
+            incidents_days: 3.0 * 365.0,
+            audit_days: 3.0 * 365.0,
+            interval_s: 3_600.0,
+        }
+    }
+}
+
+/// The public view (docs/access.md).
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PublicConfig {
+    /// Incidents appear in the public view this long after they happened, hours.
+    pub delay_hours: f64,
+    /// Side of the square blocks incidents are counted in, metres.
+    pub block_m: f64,
+}
+
+impl Default for PublicConfig {
+    fn default() -> PublicConfig {
+        PublicConfig {
+            delay_hours: 24.0,
+            block_m: 250.0,
+        }
+    }
+}
+
 /// The MQTT ingest source (docs/server.md): the server subscribes to the
 /// sensors' report topic on a broker, QoS 1 with a persistent session, so
 /// reports published while it is down are delivered when it is back.
@@ -340,6 +424,14 @@ pub struct ServerConfig {
     pub limits: LimitsConfig,
     /// MQTT ingest beside HTTP; absent, no broker is needed.
     pub mqtt: Option<MqttConfig>,
+    #[serde(default)]
+    pub access: AccessConfig,
+    #[serde(default)]
+    pub review: ReviewConfig,
+    #[serde(default)]
+    pub retention: RetentionConfig,
+    #[serde(default)]
+    pub public: PublicConfig,
 }
 
 fn default_listen() -> SocketAddr {
@@ -363,6 +455,10 @@ impl ServerConfig {
             addresses: None,
             limits: LimitsConfig::default(),
             mqtt: None,
+            access: AccessConfig::default(),
+            review: ReviewConfig::default(),
+            retention: RetentionConfig::default(),
+            public: PublicConfig::default(),
         }
     }
 
@@ -415,6 +511,34 @@ impl ServerConfig {
                     w.url
                 ));
             }
+        }
+        let fine = |v: f64, lo: f64, hi: f64| v.is_finite() && (lo..=hi).contains(&v);
+        if !fine(self.access.session_hours, 0.01, 24.0 * 30.0) {
+            return Err("access.session_hours: must be between 0.01 and 720".into());
+        }
+        if !fine(self.review.hold_below_p, 0.0, 1.0)
+            || !fine(self.review.hold_timeout_s, 1.0, 3_600.0)
+        {
+            return Err("review: hold_below_p must be 0–1 and hold_timeout_s 1–3600".into());
+        }
+        let r = &self.retention;
+        for (name, days) in [
+            ("pulses_days", r.pulses_days),
+            ("clips_days", r.clips_days),
+            ("incidents_days", r.incidents_days),
+            ("audit_days", r.audit_days),
+        ] {
+            if !fine(days, 0.0, 36_500.0) {
+                return Err(format!("retention.{name}: must be 0 (keep) to 36500 days"));
+            }
+        }
+        if !fine(r.interval_s, 1.0, 86_400.0) {
+            return Err("retention.interval_s: must be 1–86400".into());
+        }
+        if !fine(self.public.delay_hours, 0.0, 24.0 * 365.0)
+            || !fine(self.public.block_m, 50.0, 10_000.0)
+        {
+            return Err("public: delay_hours must be 0–8760 and block_m 50–10000".into());
         }
         let l = &self.limits;
         if !(l.reports_per_s > 0.0 && l.burst >= 1.0 && l.max_clock_skew_s > 0.0) {

@@ -58,6 +58,46 @@ pub struct IncidentDoc {
     pub address_distance_m: Option<f64>,
     pub shots: Vec<ShotDoc>,
     pub software: String,
+    /// A person's review, when there has been one: their decision (the fields
+    /// above then carry it) and the machine's result beside it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review: Option<ReviewDoc>,
+}
+
+/// The machine's result, kept beside a person's changes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MachineDoc {
+    pub class: String,
+    pub confidence: f64,
+    pub rounds: usize,
+    pub shooters: usize,
+    pub lat: f64,
+    pub lon: f64,
+}
+
+/// The reviewed state of an incident: the latest decision, with every
+/// override any review so far has made (a later one replaces an earlier one).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReviewDoc {
+    /// `confirmed`, `reclassified`, `dismissed`, `adjusted` or `relocated`.
+    pub status: String,
+    /// `user:NAME` or `token:NAME`.
+    pub by: String,
+    pub at_utc: String,
+    pub reason: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rounds: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shooters: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lat: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lon: Option<f64>,
+    /// Filled in when applied ([`IncidentDoc::apply_review`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub machine: Option<MachineDoc>,
 }
 
 /// An alert message: a first alert, an update or a cancel, with the incident.
@@ -119,7 +159,52 @@ impl IncidentDoc {
             address_distance_m: nearest.map(|(_, d)| round(d, 1)),
             shots,
             software: software(),
+            review: None,
         }
+    }
+
+    /// Puts a person's decision on the document: its overrides replace the
+    /// published class, rounds, shooters and place, and the machine's result
+    /// (as it was before any review) is kept beside it.
+    pub fn apply_review(&mut self, review: &ReviewDoc) {
+        let machine = self
+            .review
+            .as_ref()
+            .and_then(|r| r.machine.clone())
+            .unwrap_or(MachineDoc {
+                class: self.class.clone(),
+                confidence: self.confidence,
+                rounds: self.rounds,
+                shooters: self.shooters,
+                lat: self.lat,
+                lon: self.lon,
+            });
+        // Overrides apply to the machine's values, not to an earlier review's.
+        self.class = review
+            .class
+            .clone()
+            .unwrap_or_else(|| machine.class.clone());
+        self.rounds = review.rounds.unwrap_or(machine.rounds);
+        self.shooters = review.shooters.unwrap_or(machine.shooters);
+        self.lat = review.lat.unwrap_or(machine.lat);
+        self.lon = review.lon.unwrap_or(machine.lon);
+        if review.lat.is_some() {
+            // A place a person gave has no machine error radius, and the
+            // address came from the machine's place.
+            self.address = None;
+            self.address_distance_m = None;
+        }
+        self.review = Some(ReviewDoc {
+            machine: Some(machine),
+            ..review.clone()
+        });
+    }
+
+    /// Whether a person dismissed this incident.
+    pub fn dismissed(&self) -> bool {
+        self.review
+            .as_ref()
+            .is_some_and(|r| r.status == "dismissed")
     }
 
     /// The signature of the shots (see [`pipeline::signature`]).

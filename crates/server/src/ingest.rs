@@ -260,7 +260,7 @@ async fn check_and_store(app: &App, signed: Signed<'_>) -> Result<Outcome, Rejec
         } => {
             if let Ok(tx) = app.pipeline.lock() {
                 if let Some(tx) = tx.as_ref() {
-                    let _ = tx.send(pulses);
+                    let _ = tx.send(crate::PipelineMsg::Pulses(pulses));
                 }
             }
             Outcome::Accepted {

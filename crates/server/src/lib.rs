@@ -38,7 +38,16 @@
 //! at most once per id, even across restarts (a unique index); every alert has
 //! its webhook deliveries queued in the same transaction, so none is lost to a
 //! crash; after a restart the pipeline reloads its window from the store.
+//!
+//! Access (docs/access.md): every view but the public ones needs a person's
+//! session or a bearer token, and its role must allow it ([`access`]); reads of
+//! audio and exact places are written to the audit log before they are
+//! served. People's reviews ([`review`]) are versions like the machine's, made
+//! on the pipeline thread; every version goes into the hash-chained history
+//! (`store::history`, `shotfix verify`). A [`retention`] job deletes what the
+//! policy no longer keeps.
 
+pub mod access;
 pub mod address;
 pub mod api;
 pub mod config;
@@ -47,8 +56,11 @@ pub mod formats;
 pub mod ingest;
 pub mod mqtt;
 pub mod pipeline;
+pub mod public;
 pub mod reader;
 pub mod replay;
+pub mod retention;
+pub mod review;
 pub mod webhook;
 pub mod wire;
 pub mod writer;
@@ -188,7 +200,7 @@ pub struct App {
     pub counters: Counters,
     /// Accepted pulses to the pipeline thread; taken at [`Running::stop`] so
     /// the thread ends.
-    pub pipeline: Mutex<Option<mpsc::Sender<Vec<Pulse>>>>,
+    pub pipeline: Mutex<Option<mpsc::Sender<PipelineMsg>>>,
     pub alerts: broadcast::Sender<AlertDoc>,
     pub addresses: Option<Addresses>,
     pub webhook_wake: Notify,
@@ -212,6 +224,14 @@ impl App {
     }
 }
 
+/// Work for the pipeline thread: accepted pulses, or a person's review (made
+/// there so versions are numbered in one place).
+#[derive(Debug)]
+pub enum PipelineMsg {
+    Pulses(Vec<Pulse>),
+    Review(Box<review::ReviewJob>),
+}
+
 /// A running server.
 #[derive(Debug)]
 pub struct Running {
@@ -221,6 +241,7 @@ pub struct Running {
     task: tokio::task::JoinHandle<()>,
     pipeline: std::thread::JoinHandle<()>,
     webhooks: tokio::task::JoinHandle<()>,
+    retention: tokio::task::JoinHandle<()>,
     mqtt: Option<mqtt::MqttSource>,
 }
 
@@ -239,9 +260,12 @@ impl Running {
             task,
             pipeline,
             webhooks,
+            retention,
             mqtt,
             ..
         } = self;
+        retention.abort();
+        let _ = retention.await;
         if let Some(mqtt) = mqtt {
             mqtt.stop().await;
         }
@@ -256,6 +280,16 @@ impl Running {
         let _ = webhooks.await;
         app.writer.close().await;
         app.reader.close().await;
+    }
+
+    /// A new bearer token for `role` (tests, the demo, tools that start a
+    /// server in-process); the secret is returned once, the database keeps
+    /// its hash.
+    pub async fn issue_token(&self, name: &str, role: access::Role) -> Result<String, StoreError> {
+        let (secret, row) =
+            access::new_token(name, role, "server", None).map_err(StoreError::Conflict)?;
+        self.app.writer.run(move |db| db.insert_token(&row)).await?;
+        Ok(secret)
     }
 
     /// Serves until the task ends (Ctrl-C handling is the caller's).
@@ -349,6 +383,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
         }
     };
     let mut builder = IncidentBuilder::new(locate_config, classifier);
+    builder.hold_for_review_below(config.review.hold_below_p);
     let (associator, builder) = reader
         .read(move |db| {
             restore(db, &mut associator, &mut builder)?;
@@ -382,6 +417,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
             .spawn(move || run_pipeline(app, pipeline_rx, associator, builder))?
     };
     let webhooks = tokio::spawn(webhook::run(Arc::clone(&app)));
+    let retention = tokio::spawn(retention::run(Arc::clone(&app)));
     let mqtt = match app.config.mqtt.clone() {
         Some(m) => Some(
             mqtt::MqttSource::start(Arc::clone(&app), m)
@@ -408,6 +444,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
         task,
         pipeline,
         webhooks,
+        retention,
         mqtt,
     })
 }
@@ -447,7 +484,8 @@ fn restore(
     for (row, pulses) in open {
         from = from.min(row.first_ns - (window_s * 1e9) as i64);
         let doc: Option<IncidentDoc> = serde_json::from_str(&row.doc).ok();
-        let signature = doc.map(|d| d.signature()).unwrap_or_default();
+        let signature = doc.as_ref().map(|d| d.signature()).unwrap_or_default();
+        let review = doc.and_then(|d| d.review);
         builder.restore(
             row.id.clone(),
             row.version,
@@ -458,6 +496,7 @@ fn restore(
                 .iter()
                 .map(|(s, p)| pipeline_pulse_id(s, p))
                 .collect(),
+            review,
         );
     }
     let pulses = db.pulses(&store::PulseFilter {
@@ -478,20 +517,27 @@ fn restore(
 /// accepted pulses; event time moves on with the wall clock when nothing arrives.
 fn run_pipeline(
     app: Arc<App>,
-    rx: mpsc::Receiver<Vec<Pulse>>,
+    rx: mpsc::Receiver<PipelineMsg>,
     mut associator: Associator,
     mut builder: IncidentBuilder,
 ) {
     let tick = Duration::from_millis(50);
+    let hold_timeout = Duration::from_secs_f64(app.config.review.hold_timeout_s);
     let mut last = Instant::now();
     loop {
         match rx.recv_timeout(tick) {
-            Ok(batch) => {
-                associator.push(batch);
-                while let Ok(more) = rx.try_recv() {
-                    associator.push(more);
+            Ok(first) => {
+                let mut next = Some(first);
+                while let Some(msg) = next.take() {
+                    match msg {
+                        PipelineMsg::Pulses(batch) => {
+                            associator.push(batch);
+                            last = Instant::now();
+                        }
+                        PipelineMsg::Review(job) => review_on_pipeline(&app, &mut builder, *job),
+                    }
+                    next = rx.try_recv().ok();
                 }
-                last = Instant::now();
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 let idle = last.elapsed();
@@ -504,7 +550,10 @@ fn run_pipeline(
         }
         let changes = associator.run();
         for version in builder.apply(changes) {
-            publish(&app, &version);
+            let _ = publish(&app, &version);
+        }
+        for version in builder.release_held(hold_timeout) {
+            let _ = publish(&app, &version);
         }
         if let Some(now) = associator.newest() {
             builder.close_before(now);
@@ -519,16 +568,85 @@ pub fn now_ns() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
 }
 
+/// A person's review, on the pipeline thread: an open incident's next version
+/// comes from the builder (which keeps the review for later versions); a
+/// closed one's from its stored document.
+fn review_on_pipeline(app: &App, builder: &mut IncidentBuilder, job: review::ReviewJob) {
+    let result = match builder.review(&job.id, &job.review, job.change.clone()) {
+        Some(version) => publish(app, &version),
+        None => {
+            let mut doc = job.stored;
+            let merged = review::merge(doc.review.as_ref(), &job.review);
+            doc.version += 1;
+            doc.software = doc::software();
+            doc.apply_review(&merged);
+            let alert = review::alert_kind(job.alerted, &merged.status, &doc.class);
+            let time = |t: &str| UtcNanos::parse_rfc3339(t).map_or(0, |t| t.0);
+            let (first, last) = (time(&doc.first_utc), time(&doc.last_utc));
+            let pulses = doc
+                .shots
+                .iter()
+                .flat_map(|s| &s.arrivals)
+                .filter_map(|a| a.pulse.split_once('/'))
+                .map(|(s, p)| (s.to_string(), p.to_string()))
+                .collect();
+            save_and_send(app, doc, first, last, pulses, alert, job.change, true)
+        }
+    };
+    let _ = job.reply.send(result.map_err(|e| match e {
+        StoreError::Conflict(m) => api::ApiError::Conflict(m),
+        e => api::ApiError::Internal(e.to_string()),
+    }));
+}
+
 /// Stores an incident version with its alert and deliveries, then broadcasts.
-fn publish(app: &App, version: &pipeline::IncidentVersion) {
-    let doc = IncidentDoc::build(version, &app.frame, app.addresses.as_ref());
-    let alert = version.alert.map(|kind| AlertDoc {
+fn publish(app: &App, version: &pipeline::IncidentVersion) -> Result<IncidentDoc, StoreError> {
+    let mut doc = IncidentDoc::build(version, &app.frame, app.addresses.as_ref());
+    if let Some(r) = &version.review {
+        doc.apply_review(r);
+    }
+    let first = version.shots.iter().map(|s| s.t_emit.0).min().unwrap_or(0);
+    let last = version.shots.iter().map(|s| s.t_emit.0).max().unwrap_or(0);
+    let pulses = version
+        .shots
+        .iter()
+        .flat_map(|s| &s.arrivals)
+        .filter_map(|a| {
+            let (sensor, id) = a.pulse.0.split_once('/')?;
+            Some((sensor.to_string(), id.to_string()))
+        })
+        .collect();
+    let strict = version.change.actor != "machine";
+    save_and_send(
+        app,
+        doc,
+        first,
+        last,
+        pulses,
+        version.alert,
+        version.change.clone(),
+        strict,
+    )
+}
+
+/// Stores a version (incident, version, history entry, alert, deliveries: one
+/// transaction) and, if it is an alert message, broadcasts it.
+#[allow(clippy::too_many_arguments)]
+fn save_and_send(
+    app: &App,
+    doc: IncidentDoc,
+    first: i64,
+    last: i64,
+    pulses: Vec<(String, String)>,
+    kind: Option<&str>,
+    change: store::Change,
+    strict: bool,
+) -> Result<IncidentDoc, StoreError> {
+    let alert = kind.map(|kind| AlertDoc {
         seq: 0,
         kind: kind.to_string(),
         incident: doc.clone(),
     });
-    let first = version.shots.iter().map(|s| s.t_emit.0).min().unwrap_or(0);
-    let last = version.shots.iter().map(|s| s.t_emit.0).max().unwrap_or(0);
     let save = IncidentSave {
         incident: IncidentRow {
             id: doc.id.clone(),
@@ -545,21 +663,15 @@ fn publish(app: &App, version: &pipeline::IncidentVersion) {
             updated_ns: now_ns(),
             doc: serde_json::to_string(&doc).unwrap_or_default(),
         },
-        pulses: version
-            .shots
-            .iter()
-            .flat_map(|s| &s.arrivals)
-            .filter_map(|a| {
-                let (sensor, id) = a.pulse.0.split_once('/')?;
-                Some((sensor.to_string(), id.to_string()))
-            })
-            .collect(),
-        alert: version.alert.map(str::to_string),
+        pulses,
+        alert: kind.map(str::to_string),
         alert_doc: alert
             .as_ref()
             .map(|a| serde_json::to_string(a).unwrap_or_default())
             .unwrap_or_default(),
         targets: app.config.webhooks.iter().map(|w| w.url.clone()).collect(),
+        change,
+        strict,
     };
     match app.writer.incident_blocking(save) {
         Ok(Some(seq)) => {
@@ -571,11 +683,15 @@ fn publish(app: &App, version: &pipeline::IncidentVersion) {
                 let _ = app.alerts.send(a);
                 app.webhook_wake.notify_one();
             }
+            Ok(doc)
         }
-        Ok(None) => {}
+        Ok(None) => Ok(doc),
         Err(e) => {
-            app.counters.store_errors.fetch_add(1, Ordering::Relaxed);
-            eprintln!("shotfix serve: storing incident {}: {e}", doc.id);
+            if !matches!(e, StoreError::Conflict(_)) {
+                app.counters.store_errors.fetch_add(1, Ordering::Relaxed);
+                eprintln!("shotfix serve: storing incident {}: {e}", doc.id);
+            }
+            Err(e)
         }
     }
 }

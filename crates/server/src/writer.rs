@@ -21,10 +21,15 @@ const MAX_BATCH: usize = 2_000;
 
 enum Command {
     Reports(ReportRow, oneshot::Sender<Result<ReportOutcome, String>>),
-    Incident(IncidentSave, oneshot::Sender<Result<Option<i64>, String>>),
+    Incident(
+        Box<IncidentSave>,
+        oneshot::Sender<Result<Option<i64>, store::StoreError>>,
+    ),
     Sensor(SensorRow, oneshot::Sender<Result<(), String>>),
     Delivered(i64, i64),
     DeliveryFailed(i64, i64, bool, String),
+    /// Any other write (accounts, audit records, retention), in order with the rest.
+    Run(Box<dyn FnOnce(&mut Db) + Send>),
     /// Finish what came before, close the connection, then answer.
     Close(oneshot::Sender<()>),
 }
@@ -84,13 +89,12 @@ impl Writer {
     }
 
     /// Stores an incident version (and its alert and deliveries), blocking.
-    pub fn incident_blocking(&self, save: IncidentSave) -> Result<Option<i64>, String> {
+    pub fn incident_blocking(&self, save: IncidentSave) -> Result<Option<i64>, store::StoreError> {
         let (tx, rx) = oneshot::channel();
         self.tx
-            .send(Command::Incident(save, tx))
-            .map_err(|_| "store writer stopped".to_string())?;
-        rx.blocking_recv()
-            .map_err(|_| "store writer stopped".to_string())?
+            .send(Command::Incident(Box::new(save), tx))
+            .map_err(|_| store::StoreError::Stopped)?;
+        rx.blocking_recv().map_err(|_| store::StoreError::Stopped)?
     }
 
     pub async fn sensor(&self, row: SensorRow) -> Result<(), String> {
@@ -99,6 +103,48 @@ impl Writer {
             .send(Command::Sensor(row, tx))
             .map_err(|_| "store writer stopped".to_string())?;
         rx.await.map_err(|_| "store writer stopped".to_string())?
+    }
+
+    /// Runs `f` on the write connection; resolves with its result once done
+    /// (committed, for the store's own transactions).
+    pub async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Db) -> Result<T, store::StoreError> + Send + 'static,
+    ) -> Result<T, store::StoreError> {
+        let (tx, rx) = oneshot::channel();
+        let job = Box::new(move |db: &mut Db| {
+            let _ = tx.send(f(db));
+        });
+        self.tx
+            .send(Command::Run(job))
+            .map_err(|_| store::StoreError::Stopped)?;
+        rx.await.map_err(|_| store::StoreError::Stopped)?
+    }
+
+    /// [`Writer::run`], blocking (for plain threads).
+    pub fn run_blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Db) -> Result<T, store::StoreError> + Send + 'static,
+    ) -> Result<T, store::StoreError> {
+        let (tx, rx) = oneshot::channel();
+        let job = Box::new(move |db: &mut Db| {
+            let _ = tx.send(f(db));
+        });
+        self.tx
+            .send(Command::Run(job))
+            .map_err(|_| store::StoreError::Stopped)?;
+        rx.blocking_recv().map_err(|_| store::StoreError::Stopped)?
+    }
+
+    /// Appends an audit record without waiting (live feeds, which must not
+    /// stall on the disk); a failure is logged.
+    pub fn audit_nowait(&self, entry: store::AuditEntry) {
+        let job = Box::new(move |db: &mut Db| {
+            if let Err(e) = db.append_audit(&[entry]) {
+                eprintln!("shotfix serve: audit: {e}");
+            }
+        });
+        let _ = self.tx.send(Command::Run(job));
     }
 
     pub fn delivered(&self, id: i64, now_ns: i64) {
@@ -150,7 +196,7 @@ fn run(mut db: Db, rx: mpsc::Receiver<Command>) {
         for cmd in others {
             match cmd {
                 Command::Incident(save, reply) => {
-                    let _ = reply.send(db.save_incident(&save).map_err(|e| e.to_string()));
+                    let _ = reply.send(db.save_incident(&save));
                 }
                 Command::Sensor(row, reply) => {
                     let _ = reply.send(db.upsert_sensor(&row).map_err(|e| e.to_string()));
@@ -165,6 +211,7 @@ fn run(mut db: Db, rx: mpsc::Receiver<Command>) {
                         eprintln!("shotfix serve: {e}");
                     }
                 }
+                Command::Run(job) => job(&mut db),
                 Command::Reports(..) | Command::Close(_) => {}
             }
         }

@@ -200,6 +200,7 @@ async fn reports_over_mqtt_are_stored_and_bad_ones_refused_and_counted() {
     let running = server::start(config(dir.path(), mqtt.clone()))
         .await
         .unwrap();
+    common::authorize(&running).await;
     let base = format!("http://{}", running.addr);
     subscribed(&base, 1).await;
     let mut sensor = Publisher::connect(&url, &format!("{name}-sensor"))
@@ -388,6 +389,7 @@ async fn reports_published_while_the_server_is_down_arrive_after_restart() {
     let config = config(dir.path(), mqtt.clone());
     // The first run creates the session (the subscription) at the broker.
     let running = server::start(config.clone()).await.unwrap();
+    common::authorize(&running).await;
     subscribed(&format!("http://{}", running.addr), 1).await;
     running.stop().await;
     // Down: three reports, which the broker acknowledges and queues.
@@ -406,6 +408,7 @@ async fn reports_published_while_the_server_is_down_arrive_after_restart() {
     sensor.close(Duration::from_secs(10)).await.unwrap();
     // Back: the session resumes and the queued reports are delivered.
     let running = server::start(config.clone()).await.unwrap();
+    common::authorize(&running).await;
     let base = format!("http://{}", running.addr);
     let c = wait_for(&base, "the queued reports", |c| {
         c["mqtt_reports_accepted"].as_u64() >= Some(3)
@@ -423,6 +426,7 @@ async fn reports_published_while_the_server_is_down_arrive_after_restart() {
     running.stop().await;
     // Acknowledged after the commit: a third run gets nothing again.
     let running = server::start(config).await.unwrap();
+    common::authorize(&running).await;
     let base = format!("http://{}", running.addr);
     subscribed(&base, 1).await;
     tokio::time::sleep(Duration::from_millis(1000)).await;
@@ -506,6 +510,7 @@ async fn the_source_reconnects_when_the_broker_goes_away_and_http_goes_on() {
     let running = server::start(config(dir.path(), mqtt.clone()))
         .await
         .unwrap();
+    common::authorize(&running).await;
     let base = format!("http://{}", running.addr);
     let post = |id: &str| {
         let body = report("S1", id);
@@ -600,6 +605,7 @@ async fn replaying_pittsburgh_over_mqtt_gives_the_same_shots_as_over_http() {
         let topic = config.mqtt.as_ref().unwrap().topic.clone();
         let keys = replay::keys(&config);
         let running = server::start(config).await.unwrap();
+        common::authorize(&running).await;
         let base = format!("http://{}", running.addr);
         subscribed(&base, 1).await;
         let target = if over_mqtt {

@@ -291,6 +291,7 @@ async fn serve_and_replay(
 ) -> (server::Running, String, Stored) {
     let keys = replay::keys(&config);
     let running = server::start(config).await.unwrap();
+    common::authorize(&running).await;
     let base = format!("http://{}", running.addr);
     replay::replay(&base, &keys, input, 0.0).await.unwrap();
     settled(&base, Duration::from_millis(1500)).await;
@@ -383,6 +384,7 @@ fn alerts_reach_sse_and_webhooks_and_the_api_reads_postgres_back() {
         let sensors = config.sensors.clone();
         let keys = replay::keys(&config);
         let running = server::start(config).await.unwrap();
+        common::authorize(&running).await;
         let base = format!("http://{}", running.addr);
         // An SSE subscriber from the start.
         let sse_task = sse_text(&base).await;
@@ -443,9 +445,7 @@ fn alerts_reach_sse_and_webhooks_and_the_api_reads_postgres_back() {
             shots["shots"].as_array().unwrap().len(),
             shots_of(&list).len()
         );
-        let missing = reqwest::get(format!("{base}/v1/incidents/no-such-incident"))
-            .await
-            .unwrap();
+        let missing = common::get_as_tests(&format!("{base}/v1/incidents/no-such-incident")).await;
         assert_eq!(missing.status().as_u16(), 404);
 
         // Pulses: all of them, and filtered by sensor.
@@ -538,6 +538,7 @@ fn a_restart_changes_nothing(database: Database, connections: impl Fn() -> i64) 
         config.webhooks[0].url = hook;
         let keys = replay::keys(&config);
         let running = server::start(config.clone()).await.unwrap();
+        common::authorize(&running).await;
         let base = format!("http://{}", running.addr);
         // The restored pipeline runs on its window and finds the same shots.
         tokio::time::sleep(Duration::from_secs(2)).await;

@@ -31,6 +31,7 @@ async fn replay_one(test: &Path) -> (Vec<(f64, f64, String)>, Vec<(f64, f64, Str
     let config = replay::server_config(&input, dir.path().join("s.db"));
     let keys = replay::keys(&config);
     let running = server::start(config).await.unwrap();
+    common::authorize(&running).await;
     let base = format!("http://{}", running.addr);
     replay::replay(&base, &keys, &input, 0.0).await.unwrap();
     // Shots are compared once final: event time moves on with the wall clock
@@ -105,7 +106,9 @@ async fn one_sensor_server(dir: &Path) -> (server::Running, Vec<u8>) {
     config.limits.reports_per_s = 5.0;
     config.limits.burst = 5.0;
     config.limits.max_body_bytes = 10_000;
-    (server::start(config).await.unwrap(), key)
+    let running = server::start(config).await.unwrap();
+    common::authorize(&running).await;
+    (running, key)
 }
 
 async fn post(base: &str, sensor: &str, ts: i64, signature: &str, body: &str) -> u16 {
@@ -224,6 +227,7 @@ async fn alerts_reach_sse_and_webhooks_and_validate_as_cap_and_geojson() {
     });
     let keys = replay::keys(&config);
     let running = server::start(config).await.unwrap();
+    common::authorize(&running).await;
     let base = format!("http://{}", running.addr);
     // An SSE subscriber from the start.
     let sse_task = sse_text(&base).await;

@@ -174,7 +174,15 @@ async fn measure(input: replay::ReplayInput, dir: &Path) -> Result<LatencyReport
 
     // The SSE feed.
     let feed: Log = Arc::default();
-    let stream = reqwest::get(format!("{base}/v1/alerts/stream")).await?;
+    let token = running
+        .issue_token("eval-latency", server::access::Role::Dispatcher)
+        .await?;
+    let stream = reqwest::Client::new()
+        .get(format!("{base}/v1/alerts/stream"))
+        .bearer_auth(token)
+        .send()
+        .await?
+        .error_for_status()?;
     let sink = feed.clone();
     tokio::spawn(async move {
         let mut stream = stream;

@@ -4,6 +4,7 @@
 //! malformed files, too few sensors), with one line on stderr; 2 for a command
 //! line that does not parse. Nothing partial is ever written to stdout.
 
+mod access_cmd;
 mod analyze_cmd;
 mod classify_cmd;
 mod eval;
@@ -31,6 +32,37 @@ use clap::{Parser, Subcommand};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum UserCommand {
+    /// Create a user, or replace the role and password of one (ends their sessions).
+    Add {
+        name: String,
+        /// administrator, dispatcher, reviewer, investigator, analyst or public.
+        #[arg(long)]
+        role: String,
+        #[arg(long)]
+        config: PathBuf,
+        /// Read the password from standard input (else one is made and printed).
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Make a token and print it (shown once).
+    Add {
+        name: String,
+        #[arg(long)]
+        role: String,
+        #[arg(long)]
+        config: PathBuf,
+        /// Days until it stops working (default: until revoked).
+        #[arg(long)]
+        expires_days: Option<f64>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -76,6 +108,20 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Check the server's hash-chained incident history; names the first broken entry (exit 1 if any).
+    Verify {
+        /// Server configuration (its database is checked).
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// People's accounts on the server's database.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Bearer tokens for machines and partner organisations.
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// Play a scene folder or research-layout test to a running server as live, signed sensor reports (over HTTP, or through an MQTT broker).
     Replay {
         path: PathBuf,
@@ -261,6 +307,23 @@ fn main() -> ExitCode {
         }) => eval::pittsburgh(&dir, verbose, json, audio),
         Command::Simulate { scenario, out } => simulate_cmd::run(&scenario, &out),
         Command::Serve { config } => serve_cmd::serve(&config),
+        Command::Verify { config, json } => match access_cmd::verify(&config, json) {
+            Ok(true) => Ok(()),
+            Ok(false) => return ExitCode::FAILURE,
+            Err(e) => Err(e),
+        },
+        Command::User(UserCommand::Add {
+            name,
+            role,
+            config,
+            password_stdin,
+        }) => access_cmd::add_user(&config, &name, &role, password_stdin),
+        Command::Token(TokenCommand::Add {
+            name,
+            role,
+            config,
+            expires_days,
+        }) => access_cmd::add_token(&config, &name, &role, expires_days),
         Command::Replay {
             path,
             server,

@@ -193,7 +193,17 @@ pub fn demo(scenario_path: &Path, db: Option<OsString>, listen: &str, once: bool
     runtime()?.block_on(async {
         let running = server::start(config).await?;
         let url = format!("http://{}", running.addr);
-        println!("shotfix demo: dashboard at {url}/  (alerts: {url}/v1/alerts/stream, API: {url}/v1/openapi.json)");
+        // A demo administrator with a fresh password (nothing is public but
+        // the public view, so the dashboard needs a login).
+        let password = {
+            let mut b = [0u8; 12];
+            rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut b);
+            hex::encode(b)
+        };
+        let admin = server::access::new_user("admin", server::access::Role::Administrator, &password)
+            .map_err(|e| anyhow!(e))?;
+        running.app.writer.run(move |db| db.upsert_user(&admin)).await?;
+        println!("shotfix demo: dashboard at {url}/  (log in as admin, password {password}; API: {url}/v1/openapi.json)");
         println!(
             "shotfix demo: {} sensors, scenario {}, database {}; Ctrl-C to stop",
             input.sensors.len(),

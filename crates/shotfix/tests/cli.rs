@@ -16,6 +16,10 @@
 //! 10. `replay_sends_over_http_or_mqtt_not_both`: `--server` and `--mqtt` exclude
 //!     each other; a TLS or unreachable broker is one line and exit 1 (the MQTT
 //!     path itself is tested against a real broker in crates/server/tests/mqtt.rs).
+//! 11. `verify_names_the_first_broken_history_entry`: `shotfix verify` on a
+//!     server database whose history was edited, cut and reordered behind its
+//!     back: exit 1 naming the entry; intact: exit 0. `user add` and `token add`
+//!     refuse bad roles and short passwords with one line.
 
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
@@ -471,4 +475,133 @@ fn eval_ingest_refuses_bad_settings() {
         assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
         assert!(err.contains("must"), "{args:?}: {err}");
     }
+}
+
+/// A server configuration on a fresh SQLite file holding a chained history of
+/// three versions of one incident, the second a reviewer's.
+fn server_with_history(dir: &Path) -> PathBuf {
+    let db_path = dir.join("s.db");
+    let mut db = store::Db::open_sqlite(&db_path).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i64;
+    for (version, actor) in [(1, "machine"), (2, "user:rita"), (3, "machine")] {
+        db.save_incident(&store::IncidentSave {
+            incident: store::IncidentRow {
+                id: "inc-1".into(),
+                version,
+                first_ns: now,
+                last_ns: now,
+                lat: 40.44,
+                lon: -79.99,
+                class: "gunfire".into(),
+                confidence: 0.9,
+                rounds: 3,
+                shooters: 1,
+                automatic: false,
+                updated_ns: now + version,
+                doc: format!("{{\"id\":\"inc-1\",\"version\":{version},\"class\":\"gunfire\"}}"),
+            },
+            pulses: vec![],
+            alert: None,
+            alert_doc: String::new(),
+            targets: vec![],
+            change: store::Change {
+                actor: actor.into(),
+                action: if version == 2 { "confirm" } else { "locate" }.into(),
+                reason: (version == 2).then(|| "three shots on the clip".to_string()),
+            },
+            strict: false,
+        })
+        .unwrap();
+    }
+    let config = dir.join("server.toml");
+    std::fs::write(
+        &config,
+        format!("database = {:?}\n", db_path.display().to_string()),
+    )
+    .unwrap();
+    config
+}
+
+#[test]
+fn verify_names_the_first_broken_history_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = server_with_history(dir.path());
+    let config = config.to_str().unwrap();
+    let out = shotfix(&["verify", "--config", config]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("history intact: 3 entries"));
+    let v = json(&shotfix(&["verify", "--config", config, "--json"]));
+    assert_eq!(v["intact"], true);
+    assert_eq!(v["head"].as_str().unwrap().len(), 64);
+
+    for (tamper, names) in [
+        (
+            "UPDATE history SET doc = REPLACE(doc, 'gunfire', 'other') WHERE seq = 1",
+            "history entry 1",
+        ),
+        (
+            "UPDATE history SET reason = 'no shots' WHERE seq = 2",
+            "history entry 2",
+        ),
+        (
+            "UPDATE history SET created_ns = created_ns + 1 WHERE seq = 2",
+            "history entry 2",
+        ),
+        ("DELETE FROM history WHERE seq = 2", "history entry 3"),
+        (
+            "UPDATE history SET seq = 0 WHERE seq = 1; UPDATE history SET seq = 1 WHERE seq = 2;
+             UPDATE history SET seq = 2 WHERE seq = 0",
+            "history entry 1",
+        ),
+        (
+            "DELETE FROM history WHERE seq = 3",
+            "incident inc-1 version 3",
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let config = server_with_history(dir.path());
+        rusqlite::Connection::open(dir.path().join("s.db"))
+            .unwrap()
+            .execute_batch(tamper)
+            .unwrap();
+        let out = shotfix(&["verify", "--config", config.to_str().unwrap()]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(1), "{tamper}: {stdout}");
+        assert!(stdout.contains(names), "{tamper}: {stdout}");
+    }
+
+    // Accounts from the command line: bad input is one line and exit 1.
+    let out = shotfix(&[
+        "user", "add", "ann", "--role", "sheriff", "--config", config,
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown role"));
+    let made = shotfix(&[
+        "user",
+        "add",
+        "ann",
+        "--role",
+        "investigator",
+        "--config",
+        config,
+    ]);
+    assert!(made.status.success());
+    assert!(String::from_utf8_lossy(&made.stdout).contains("password: "));
+    let token = shotfix(&[
+        "token",
+        "add",
+        "cad",
+        "--role",
+        "dispatcher",
+        "--config",
+        config,
+    ]);
+    assert!(String::from_utf8_lossy(&token.stdout).starts_with("sfx_"));
 }

@@ -47,8 +47,41 @@ async fn wait_up(base: &str) {
     }
 }
 
-async fn get(url: String) -> Value {
-    reqwest::get(url).await.unwrap().json().await.unwrap()
+/// An investigator's token, made with `shotfix token add` on the server's database.
+fn token(config: &Path) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_shotfix"))
+        .args([
+            "token",
+            "add",
+            "crash-test",
+            "--role",
+            "investigator",
+            "--config",
+        ])
+        .arg(config)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+async fn get(url: String, token: &str) -> Value {
+    let response = reqwest::Client::new()
+        .get(&url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        response.status().is_success(),
+        "GET {url}: {}",
+        response.status()
+    );
+    response.json().await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -116,6 +149,7 @@ async fn kill_9_during_a_replay_loses_nothing_and_alerts_once() {
     }
     let config_path = dir.path().join("server.toml");
     std::fs::write(&config_path, toml).unwrap();
+    let token = token(&config_path);
 
     let mut child = serve(&config_path);
     wait_up(&base).await;
@@ -139,7 +173,7 @@ async fn kill_9_during_a_replay_loses_nothing_and_alerts_once() {
     // Kill -9 once a third of the pulses are in and an alert went out.
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let m = get(format!("{base}/v1/health")).await["counters"].clone();
+        let m = get(format!("{base}/v1/health"), &token).await["counters"].clone();
         let accepted = m["pulses_accepted"].as_u64().unwrap_or(0) as usize;
         if accepted * 3 >= total_pulses && !receipts.lock().unwrap().is_empty() {
             break;
@@ -166,8 +200,8 @@ async fn kill_9_during_a_replay_loses_nothing_and_alerts_once() {
     // Everything final and delivered: event time moves on while idle, and the
     // outbox drains.
     tokio::time::sleep(Duration::from_secs(14)).await;
-    let stored = get(format!("{base}/v1/pulses?limit=100000")).await;
-    let alerts = get(format!("{base}/v1/alerts?limit=10000")).await;
+    let stored = get(format!("{base}/v1/pulses?limit=100000"), &token).await;
+    let alerts = get(format!("{base}/v1/alerts?limit=10000"), &token).await;
     child.kill().unwrap();
     child.wait().unwrap();
 

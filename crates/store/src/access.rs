@@ -129,7 +129,9 @@ impl Db {
     pub fn insert_token(&mut self, t: &TokenRow) -> Result<(), StoreError> {
         self.execute(
             "save token",
-            &format!("INSERT INTO tokens ({TOKEN_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"),
+            &format!(
+                "INSERT INTO tokens ({TOKEN_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+            ),
             &args![
                 &t.id,
                 &t.secret_sha256,
@@ -146,7 +148,11 @@ impl Db {
 
     /// The token with this secret hash, if it exists, is not revoked and has
     /// not expired at `now_ns`.
-    pub fn valid_token(&self, secret_sha256: &str, now_ns: i64) -> Result<Option<TokenRow>, StoreError> {
+    pub fn valid_token(
+        &self,
+        secret_sha256: &str,
+        now_ns: i64,
+    ) -> Result<Option<TokenRow>, StoreError> {
         self.row(
             "read token",
             &format!(
@@ -192,7 +198,11 @@ impl Db {
     }
 
     /// The user of a live session (not expired at `now_ns`, user not disabled).
-    pub fn session_user(&self, secret_sha256: &str, now_ns: i64) -> Result<Option<UserRow>, StoreError> {
+    pub fn session_user(
+        &self,
+        secret_sha256: &str,
+        now_ns: i64,
+    ) -> Result<Option<UserRow>, StoreError> {
         self.row(
             "read session",
             &format!(

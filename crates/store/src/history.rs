@@ -199,7 +199,9 @@ impl Db {
         loop {
             let page = self.rows(
                 "read history",
-                &format!("SELECT {HISTORY_COLUMNS} FROM history WHERE seq >= ?1 ORDER BY seq LIMIT ?2"),
+                &format!(
+                    "SELECT {HISTORY_COLUMNS} FROM history WHERE seq >= ?1 ORDER BY seq LIMIT ?2"
+                ),
                 &args![expected_seq, VERIFY_PAGE as i64],
                 history_row,
             )?;
@@ -274,7 +276,10 @@ impl Db {
 
 /// What is wrong with entry `e`, expected at `seq` after an entry hashed `prev`.
 fn check_entry(e: &HistoryEntry, seq: i64, prev: &str) -> Option<String> {
-    let at = format!("history entry {} (incident {} version {})", e.seq, e.incident, e.version);
+    let at = format!(
+        "history entry {} (incident {} version {})",
+        e.seq, e.incident, e.version
+    );
     if e.seq != seq {
         return Some(format!(
             "{at}: follows entry {} — entries {seq}..{} are missing",

@@ -48,8 +48,8 @@ use std::path::Path;
 use backend::{args, Arg, Conn, Dialect, Row};
 use rusqlite::Connection;
 
-pub use backend::{redact, DbError};
 pub use access::{AuditEntry, AuditFilter, TokenRow, UserRow};
+pub use backend::{redact, DbError};
 pub use history::{sha256_hex, Change, HistoryEntry, Verification, GENESIS};
 pub use migrations::MIGRATIONS;
 pub use retention::{Deleted, RetentionCutoffs};
@@ -77,6 +77,9 @@ pub enum StoreError {
     /// version reviewed twice at once); the caller re-reads and tries again.
     #[error("{0}")]
     Conflict(String),
+    /// The thread that owned the connection has stopped (server shutting down).
+    #[error("store writer stopped")]
+    Stopped,
     #[error("database {database}: {operation}: {error}")]
     Sql {
         database: String,
@@ -676,6 +679,19 @@ impl Db {
             out.push((i, pulses));
         }
         Ok(out)
+    }
+
+    /// Whether the incident's first alert went out.
+    pub fn alerted(&self, incident: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .row(
+                "read first alert",
+                "SELECT COUNT(*) FROM alerts WHERE incident = ?1 AND kind = 'alert'",
+                &args![incident],
+                Row::int,
+            )?
+            .unwrap_or(0)
+            > 0)
     }
 
     /// Alerts with a sequence number above `after`, oldest first.

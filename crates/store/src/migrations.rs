@@ -76,9 +76,9 @@ fn replace_words(sql: &str, words: &[(&str, &str)]) -> String {
 /// Every migration, in order.
 pub const MIGRATIONS: &[Migration] = &[
     Migration {
-    version: 1,
-    name: "sensors, reports, pulses, clips, incidents, alerts, outbox",
-    sqlite: r#"
+        version: 1,
+        name: "sensors, reports, pulses, clips, incidents, alerts, outbox",
+        sqlite: r#"
 CREATE TABLE sensors (
     id TEXT PRIMARY KEY,
     key_hex TEXT NOT NULL,
@@ -164,7 +164,7 @@ CREATE TABLE outbox (
 );
 CREATE INDEX outbox_due ON outbox (next_ns) WHERE delivered_ns IS NULL;
 "#,
-},
+    },
     Migration {
         version: 2,
         name: "users, tokens, sessions, hash-chained incident history, audit log",

@@ -34,9 +34,9 @@ use std::thread;
 use std::time::Duration;
 
 use store::{
-    AuditEntry, AuditFilter, Change, RetentionCutoffs,
-    ClipRow, Db, IncidentFilter, IncidentRow, IncidentSave, OutboxCounts, PulseFilter, PulseRow,
-    ReportOutcome, ReportRow, SensorRow, StoreError, MIGRATIONS,
+    AuditEntry, AuditFilter, Change, ClipRow, Db, IncidentFilter, IncidentRow, IncidentSave,
+    OutboxCounts, PulseFilter, PulseRow, ReportOutcome, ReportRow, RetentionCutoffs, SensorRow,
+    StoreError, MIGRATIONS,
 };
 
 // ---- fixtures ---------------------------------------------------------------
@@ -889,14 +889,26 @@ fn the_history_chain_catches_edits_deletions_and_reorders(f: &Fixture) {
     let history = db.incident_history("I1").unwrap();
     assert_eq!(history.len(), 2);
     assert_eq!(history[0].actor, "machine", "the machine result is kept");
-    assert_eq!(history[1].reason.as_deref(), Some("firecracker wrapper found at the scene"));
+    assert_eq!(
+        history[1].reason.as_deref(),
+        Some("firecracker wrapper found at the scene")
+    );
     drop(db);
 
     // Each tampering on a fresh copy of the same history; verify names the entry.
     let cases: [(&str, &str); 8] = [
-        ("UPDATE history SET doc = REPLACE(doc, 'gunfire', 'fireworks') WHERE seq = 3", "history entry 3"),
-        ("UPDATE history SET actor = 'machine' WHERE seq = 3", "history entry 3"),
-        ("UPDATE history SET reason = 'nothing found' WHERE seq = 3", "history entry 3"),
+        (
+            "UPDATE history SET doc = REPLACE(doc, 'gunfire', 'fireworks') WHERE seq = 3",
+            "history entry 3",
+        ),
+        (
+            "UPDATE history SET actor = 'machine' WHERE seq = 3",
+            "history entry 3",
+        ),
+        (
+            "UPDATE history SET reason = 'nothing found' WHERE seq = 3",
+            "history entry 3",
+        ),
         ("DELETE FROM history WHERE seq = 2", "history entry 3"),
         (
             "UPDATE history SET seq = -1 WHERE seq = 2; UPDATE history SET seq = 2 WHERE seq = 3;
@@ -904,8 +916,14 @@ fn the_history_chain_catches_edits_deletions_and_reorders(f: &Fixture) {
             "history entry 2",
         ),
         ("DELETE FROM history WHERE seq = 4", "incident I2 version 2"),
-        ("UPDATE incident_versions SET doc = '{}' WHERE incident = 'I1' AND version = 1", "incident I1 version 1"),
-        ("UPDATE incidents SET doc = '{}' WHERE id = 'I2'", "incident I2"),
+        (
+            "UPDATE incident_versions SET doc = '{}' WHERE incident = 'I1' AND version = 1",
+            "incident I1 version 1",
+        ),
+        (
+            "UPDATE incidents SET doc = '{}' WHERE id = 'I2'",
+            "incident I2",
+        ),
     ];
     for (sql, names) in cases {
         let fresh = f.another();
@@ -951,7 +969,10 @@ fn retention_deletes_what_expired_keeps_evidence_and_logs_it(f: &Fixture) {
     let d = db.enforce_retention(&keep_incidents).unwrap();
     assert_eq!((d.pulses, d.clips, d.incidents.len()), (1, 1, 0));
     assert_eq!(db.clip("S1", "p2").unwrap(), None, "expired clip gone");
-    assert!(db.clip("S1", "p1").unwrap().is_some(), "an incident's evidence stays");
+    assert!(
+        db.clip("S1", "p1").unwrap().is_some(),
+        "an incident's evidence stays"
+    );
     assert!(db.clip("S1", "p3").unwrap().is_some(), "not yet expired");
     assert_eq!(db.pulse_count().unwrap(), 2);
 
@@ -964,14 +985,27 @@ fn retention_deletes_what_expired_keeps_evidence_and_logs_it(f: &Fixture) {
     };
     let d = db.enforce_retention(&all).unwrap();
     assert_eq!(d.incidents, ["I1", "I2"]);
-    assert_eq!((d.history_redacted, d.pulses, d.clips, d.audit), (4, 1, 1, 1));
+    assert_eq!(
+        (d.history_redacted, d.pulses, d.clips, d.audit),
+        (4, 1, 1, 1)
+    );
     assert!(db.incident("I1").unwrap().is_none());
     assert!(db.incident_versions("I1").unwrap().is_empty());
-    assert_eq!(db.clip("S1", "p1").unwrap(), None, "evidence goes with its incident");
+    assert_eq!(
+        db.clip("S1", "p1").unwrap(),
+        None,
+        "evidence goes with its incident"
+    );
     let history = db.incident_history("I1").unwrap();
-    assert!(history.iter().all(|e| e.doc.is_none() && e.reason.is_none()));
+    assert!(history
+        .iter()
+        .all(|e| e.doc.is_none() && e.reason.is_none()));
     let v = db.verify_history().unwrap();
-    assert_eq!((v.broken, v.entries, v.redacted), (None, 4, 4), "redaction keeps the chain");
+    assert_eq!(
+        (v.broken, v.entries, v.redacted),
+        (None, 4, 4),
+        "redaction keeps the chain"
+    );
 
     // Every deletion is logged.
     let log = db
@@ -981,7 +1015,10 @@ fn retention_deletes_what_expired_keeps_evidence_and_logs_it(f: &Fixture) {
         })
         .unwrap();
     let kinds: Vec<&str> = log.iter().map(|e| e.target.as_str()).collect();
-    assert_eq!(kinds, ["clips", "pulses", "incidents", "clips", "pulses", "audit"]);
+    assert_eq!(
+        kinds,
+        ["clips", "pulses", "incidents", "clips", "pulses", "audit"]
+    );
     assert!(log[2].detail.as_deref().unwrap().contains("ids: I1,I2"));
 
     // And the bytes are gone from the files, not only from the tables.

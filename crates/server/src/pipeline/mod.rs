@@ -508,6 +508,10 @@ pub struct OpenIncident {
     evidence: BTreeMap<String, classify::ShotEvidence>,
     /// The classifier's decision on the shots as last published.
     decision: Option<classify::Decision>,
+    /// People's review of it so far (applied to every version after it).
+    pub review: Option<crate::doc::ReviewDoc>,
+    /// When its first alert was held for review ([`crate::config::ReviewConfig`]).
+    held_since: Option<std::time::Instant>,
 }
 
 impl OpenIncident {
@@ -558,6 +562,10 @@ pub struct IncidentVersion {
     pub automatic: bool,
     /// `Some(kind)` when this version goes out as an alert message.
     pub alert: Option<&'static str>,
+    /// The review to put on the document ([`crate::doc::IncidentDoc::apply_review`]).
+    pub review: Option<crate::doc::ReviewDoc>,
+    /// Who made this version, for the history.
+    pub change: store::Change,
 }
 
 /// Groups shots into incidents, versions every change, and decides alerts.
@@ -573,6 +581,8 @@ pub struct IncidentBuilder {
     shot_incident: HashMap<String, String>,
     /// Pulse → incident id, for incidents restored after a restart.
     restored_pulses: HashMap<PulseId, String>,
+    /// Hold first alerts below this P(gunfire) for review (0: never).
+    hold_below_p: f64,
 }
 
 impl IncidentBuilder {
@@ -589,13 +599,21 @@ impl IncidentBuilder {
             open: Vec::new(),
             shot_incident: HashMap::new(),
             restored_pulses: HashMap::new(),
+            hold_below_p: 0.0,
         }
+    }
+
+    /// Holds first alerts with P(gunfire) below `p` for review
+    /// ([`IncidentBuilder::release_held`] lets them go after a timeout).
+    pub fn hold_for_review_below(&mut self, p: f64) {
+        self.hold_below_p = p;
     }
 
     /// Restores an incident stored before a restart: its id, version, whether it
     /// was alerted, and the pulses its shots used. The associator finds those
     /// shots again from the same pulses; they rejoin this incident, and a version
     /// is only written if the result differs from what was published.
+    #[allow(clippy::too_many_arguments)]
     pub fn restore(
         &mut self,
         id: String,
@@ -604,6 +622,7 @@ impl IncidentBuilder {
         published_signature: String,
         last: UtcNanos,
         pulses: Vec<PulseId>,
+        review: Option<crate::doc::ReviewDoc>,
     ) {
         for p in pulses {
             self.restored_pulses.insert(p, id.clone());
@@ -618,6 +637,8 @@ impl IncidentBuilder {
             announced: None,
             evidence: BTreeMap::new(),
             decision: None,
+            review,
+            held_since: None,
         });
     }
 
@@ -656,7 +677,7 @@ impl IncidentBuilder {
             let Some(inc) = self.open.iter_mut().find(|i| i.id == id) else {
                 continue;
             };
-            let mut shots = inc.shots_in_order();
+            let shots = inc.shots_in_order();
             // Decided before the change check: a restored incident that
             // re-forms unchanged writes no version but has its class again.
             inc.decision = match (&self.classifier, shots.is_empty()) {
@@ -667,18 +688,12 @@ impl IncidentBuilder {
             if sig == inc.published {
                 continue;
             }
-            if let Some(d) = inc.decision {
-                for shot in &mut shots {
-                    shot.class = d.class;
-                    shot.confidence = d.confidence;
-                }
+            if inc.review.as_ref().is_some_and(|r| r.status == "dismissed") {
+                // New shots after a dismissal: the machine decides again (the
+                // dismissal stays in the history) and a person looks again.
+                inc.review = None;
             }
-            let shooters = if shots.is_empty() {
-                0
-            } else {
-                locate::incident::count_shooters(&shots, &self.config)
-            };
-            let automatic = locate::incident::is_automatic(&shots, &self.config);
+            let (shots, shooters, automatic) = published_shots(inc, &self.config);
             let now = shots.first().map(|s| (shots.len(), shooters, s.position));
             let alert = if shots.is_empty() {
                 // Every shot withdrawn: cancel what was alerted; else nothing to say.
@@ -696,6 +711,14 @@ impl IncidentBuilder {
                 material.then_some(UPDATE)
             } else if inc.decision.is_some_and(|d| d.holds_alert()) {
                 // Near-certainly not gunfire: published with its class, not alerted.
+                None
+            } else if inc.review.is_none()
+                && inc
+                    .decision
+                    .is_some_and(|d| d.p_gunfire < self.hold_below_p)
+            {
+                // Held for review until a person decides or the timeout passes.
+                inc.held_since.get_or_insert_with(std::time::Instant::now);
                 None
             } else {
                 Some(ALERT)
@@ -720,6 +743,89 @@ impl IncidentBuilder {
                 shooters,
                 automatic,
                 alert,
+                review: inc.review.clone(),
+                change: store::Change::machine(),
+            });
+        }
+        out
+    }
+
+    /// A person's review of an open incident: merged into its review state,
+    /// published as a new version (see [`crate::review::alert_kind`]).
+    /// `None` when the incident is not open here (closed, or never seen).
+    pub fn review(
+        &mut self,
+        id: &str,
+        request: &crate::doc::ReviewDoc,
+        change: store::Change,
+    ) -> Option<IncidentVersion> {
+        let i = self.open.iter().position(|i| i.id == id)?;
+        if self.open[i].shots.is_empty() {
+            return None;
+        }
+        let (shots, shooters, automatic) = published_shots(&self.open[i], &self.config);
+        let inc = &mut self.open[i];
+        let merged = crate::review::merge(inc.review.as_ref(), request);
+        let machine_class = inc.class().as_str();
+        let class = merged.class.as_deref().unwrap_or(machine_class);
+        let alert = crate::review::alert_kind(inc.alerted, &merged.status, class);
+        inc.version += 1;
+        inc.held_since = None;
+        if alert == Some(ALERT) {
+            inc.alerted = true;
+        }
+        if alert.is_some() {
+            inc.announced = shots.first().map(|s| (shots.len(), shooters, s.position));
+        }
+        inc.review = Some(merged.clone());
+        Some(IncidentVersion {
+            id: inc.id.clone(),
+            version: inc.version,
+            shots,
+            shooters,
+            automatic,
+            alert,
+            review: Some(merged),
+            change,
+        })
+    }
+
+    /// First alerts held for review longer than `timeout` with no review:
+    /// they go out now.
+    pub fn release_held(&mut self, timeout: std::time::Duration) -> Vec<IncidentVersion> {
+        let due: Vec<usize> = (0..self.open.len())
+            .filter(|&i| {
+                let inc = &self.open[i];
+                !inc.alerted
+                    && inc.review.is_none()
+                    && !inc.shots.is_empty()
+                    && inc.held_since.is_some_and(|t| t.elapsed() >= timeout)
+            })
+            .collect();
+        let mut out = Vec::new();
+        for i in due {
+            let (shots, shooters, automatic) = published_shots(&self.open[i], &self.config);
+            let inc = &mut self.open[i];
+            inc.version += 1;
+            inc.alerted = true;
+            inc.held_since = None;
+            inc.announced = shots.first().map(|s| (shots.len(), shooters, s.position));
+            out.push(IncidentVersion {
+                id: inc.id.clone(),
+                version: inc.version,
+                shots,
+                shooters,
+                automatic,
+                alert: Some(ALERT),
+                review: None,
+                change: store::Change {
+                    actor: "machine".into(),
+                    action: "release".into(),
+                    reason: Some(format!(
+                        "held for review {} s; no review came",
+                        timeout.as_secs()
+                    )),
+                },
             });
         }
         out
@@ -755,6 +861,8 @@ impl IncidentBuilder {
             announced: None,
             evidence: BTreeMap::new(),
             decision: None,
+            review: None,
+            held_since: None,
         });
         id
     }
@@ -777,6 +885,25 @@ impl IncidentBuilder {
         self.shot_incident.retain(|_, id| !closed.contains(id));
         self.restored_pulses.retain(|_, id| !closed.contains(id));
     }
+}
+
+/// The incident's shots as published: in time order, with the classifier's
+/// class on each; and its shooters and automatic flag.
+fn published_shots(inc: &OpenIncident, config: &LocateConfig) -> (Vec<Shot>, usize, bool) {
+    let mut shots = inc.shots_in_order();
+    if let Some(d) = inc.decision {
+        for shot in &mut shots {
+            shot.class = d.class;
+            shot.confidence = d.confidence;
+        }
+    }
+    let shooters = if shots.is_empty() {
+        0
+    } else {
+        locate::incident::count_shooters(&shots, config)
+    };
+    let automatic = locate::incident::is_automatic(&shots, config);
+    (shots, shooters, automatic)
 }
 
 /// What an incident's shots say, as text: emission time, position to the

@@ -270,3 +270,73 @@ fn the_shipped_classifier_decides_from_reported_levels_and_holds_the_alert_only_
     );
     assert!(v.iter().any(|v| v.alert == Some(ALERT)));
 }
+
+#[test]
+fn a_held_alert_goes_out_on_a_review_or_after_the_timeout_and_reviews_stick() {
+    let run = |builder: &mut IncidentBuilder| {
+        let (sensors, pulses) = heard_at(140.0, 8.0);
+        let mut assoc = Associator::new(sensors, Medium::still(343.0), LocateConfig::default());
+        let mut versions = Vec::new();
+        for p in pulses {
+            assoc.push([p]);
+            versions.extend(builder.apply(assoc.run()));
+        }
+        versions
+    };
+    let classifier = std::sync::Arc::new(classify::Classifier::shipped().unwrap());
+    let new = || {
+        let mut b = IncidentBuilder::new(LocateConfig::default(), Some(classifier.clone()));
+        // Hold everything: even a confident gunfire call waits for a person.
+        b.hold_for_review_below(1.01);
+        b
+    };
+
+    // Nobody reviews: held, then released by the timeout, once.
+    let mut builder = new();
+    let versions = run(&mut builder);
+    assert!(!versions.is_empty());
+    assert!(versions.iter().all(|v| v.alert.is_none()), "held");
+    let released = builder.release_held(std::time::Duration::ZERO);
+    assert_eq!(released.len(), 1);
+    assert_eq!(released[0].alert, Some(ALERT));
+    assert_eq!(released[0].change.action, "release");
+    assert!(builder.release_held(std::time::Duration::ZERO).is_empty());
+
+    // A reviewer confirms first: it goes out then, as the reviewer's version.
+    let mut builder = new();
+    let versions = run(&mut builder);
+    let id = versions[0].id.clone();
+    let confirm = crate::doc::ReviewDoc {
+        status: "confirmed".into(),
+        by: "user:rita".into(),
+        at_utc: "2026-11-21T00:00:00Z".into(),
+        reason: "three shots on the clip".into(),
+        class: None,
+        rounds: Some(4),
+        shooters: None,
+        lat: None,
+        lon: None,
+        machine: None,
+    };
+    let change = store::Change {
+        actor: "user:rita".into(),
+        action: "confirm".into(),
+        reason: Some(confirm.reason.clone()),
+    };
+    let reviewed = builder.review(&id, &confirm, change).unwrap();
+    assert_eq!(reviewed.alert, Some(ALERT));
+    assert_eq!(reviewed.version, versions.last().unwrap().version + 1);
+    assert_eq!(reviewed.change.actor, "user:rita");
+    assert!(
+        builder.release_held(std::time::Duration::ZERO).is_empty(),
+        "already out"
+    );
+    assert!(builder
+        .review("no-such-incident", &confirm, store::Change::machine())
+        .is_none());
+    // The review stays on the incident for later machine versions.
+    assert_eq!(
+        builder.open_incidents()[0].review.as_ref().unwrap().rounds,
+        Some(4)
+    );
+}

@@ -23,9 +23,44 @@ pub const ORIGIN: Geodetic = Geodetic {
     alt_m: 250.0,
 };
 
+/// Administrator tokens of the servers the tests started, by base URL.
+static TOKENS: Mutex<Vec<(String, String)>> = Mutex::new(Vec::new());
+
+/// Gives the tests an administrator token for this server: every helper
+/// here that GETs from its base URL sends it.
+pub async fn authorize(running: &server::Running) -> String {
+    let token = running
+        .issue_token("tests", server::access::Role::Administrator)
+        .await
+        .unwrap();
+    let base = format!("http://{}", running.addr);
+    TOKENS.lock().unwrap().push((base, token.clone()));
+    token
+}
+
+/// The token registered for the server `url` is on.
+pub fn token_for(url: &str) -> Option<String> {
+    TOKENS
+        .lock()
+        .unwrap()
+        .iter()
+        .rev()
+        .find(|(base, _)| url.starts_with(base.as_str()) && url[base.len()..].starts_with('/'))
+        .map(|(_, t)| t.clone())
+}
+
+/// `GET url` with the server's test token, if it has one.
+pub async fn get_as_tests(url: &str) -> reqwest::Response {
+    let mut request = reqwest::Client::new().get(url);
+    if let Some(t) = token_for(url) {
+        request = request.bearer_auth(t);
+    }
+    request.send().await.unwrap()
+}
+
 /// `GET url`, which must succeed.
 async fn get_ok(url: &str) -> reqwest::Response {
-    let response = reqwest::get(url).await.unwrap();
+    let response = get_as_tests(url).await;
     assert!(
         response.status().is_success(),
         "GET {url}: {}",
@@ -139,9 +174,7 @@ pub async fn receiver() -> (String, Deliveries) {
 /// Subscribes to the SSE alert feed now; the task returns the text received
 /// until the feed is quiet for 3 s (or 20 s have passed).
 pub async fn sse_text(base: &str) -> tokio::task::JoinHandle<String> {
-    let sse = reqwest::get(format!("{base}/v1/alerts/stream"))
-        .await
-        .unwrap();
+    let sse = get_as_tests(&format!("{base}/v1/alerts/stream")).await;
     tokio::spawn(async move {
         let mut sse = sse;
         let mut text = String::new();
