@@ -115,9 +115,62 @@ impl Role {
 /// The person or machine behind a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
-    /// `user:NAME` or `token:NAME`.
+    /// `user:NAME` or `token:NAME` (token names are unique).
     pub actor: String,
     pub role: Role,
+    /// What the request presented (SHA-256 of the secret), to check again
+    /// while a live feed stays open; `None` for callers made in-process.
+    pub credential: Option<Credential>,
+}
+
+/// The kind of credential and the SHA-256 of its secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credential {
+    Token(String),
+    Session(String),
+}
+
+/// Whether `credential` still gives `role`: not revoked, expired, ended,
+/// disabled or given another role since.
+pub async fn still_valid(app: &App, credential: &Credential, role: Role) -> bool {
+    let now = now_ns();
+    let role = role.as_str();
+    match credential.clone() {
+        Credential::Token(hash) => app
+            .read(move |db| db.valid_token(&hash, now))
+            .await
+            .is_ok_and(|t| t.is_some_and(|t| t.role == role)),
+        Credential::Session(hash) => app
+            .read(move |db| db.session_user(&hash, now))
+            .await
+            .is_ok_and(|u| u.is_some_and(|u| u.role == role)),
+    }
+}
+
+/// Removes what only the evidence roles may see from an incident document:
+/// which sensors heard each shot and their ranges (with the shot positions,
+/// three incidents would place a sensor).
+pub fn redact(caller: &Caller, doc: &mut crate::doc::IncidentDoc) {
+    if !caller.role.may(Perm::Evidence) {
+        for s in &mut doc.shots {
+            s.arrivals.clear();
+            s.sensors.clear();
+        }
+    }
+}
+
+/// [`redact`] on an incident document as JSON.
+pub fn redact_value(caller: &Caller, doc: &mut Value) {
+    if !caller.role.may(Perm::Evidence) {
+        if let Some(shots) = doc.get_mut("shots").and_then(Value::as_array_mut) {
+            for s in shots {
+                if let Some(m) = s.as_object_mut() {
+                    m.insert("arrivals".into(), json!([]));
+                    m.insert("sensors".into(), json!([]));
+                }
+            }
+        }
+    }
 }
 
 impl Caller {
@@ -134,8 +187,10 @@ impl Caller {
     }
 }
 
-/// The session cookie's name.
-pub const SESSION_COOKIE: &str = "shotfix_session";
+/// The session cookie's name. `__Host-`: browsers take it only when set
+/// `Secure`, for `Path=/` and without a `Domain`, so a sibling subdomain
+/// cannot plant one.
+pub const SESSION_COOKIE: &str = "__Host-shotfix_session";
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {
     let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
@@ -169,17 +224,20 @@ impl FromRequestParts<Arc<App>> for Caller {
             return Ok(Caller {
                 actor: format!("token:{}", row.name),
                 role,
+                credential: Some(Credential::Token(row.secret_sha256)),
             });
         }
         if let Some(secret) = session_cookie(&parts.headers) {
             let hash = store::sha256_hex(secret.as_bytes());
-            let user = app.read(move |db| db.session_user(&hash, now)).await?;
+            let key = hash.clone();
+            let user = app.read(move |db| db.session_user(&key, now)).await?;
             let user =
                 user.ok_or_else(|| ApiError::Unauthorized("session ended: log in again".into()))?;
             let role = Role::parse(&user.role).map_err(ApiError::Internal)?;
             return Ok(Caller {
                 actor: format!("user:{}", user.name),
                 role,
+                credential: Some(Credential::Session(hash)),
             });
         }
         Err(ApiError::Unauthorized(
@@ -317,7 +375,21 @@ fn dummy_hash() -> &'static str {
     HASH.get_or_init(|| hash_password("no-such-user-password").unwrap_or_default())
 }
 
+/// Password checks at once: argon2 takes 19 MiB and tens of milliseconds
+/// each, so a flood of logins is answered 503 rather than exhausting memory.
+const CONCURRENT_LOGINS: usize = 4;
+
+static LOGINS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(CONCURRENT_LOGINS);
+
 async fn login(State(app): State<Arc<App>>, Json(l): Json<Login>) -> Result<Response, ApiError> {
+    if l.name.is_empty() || l.name.chars().count() > 64 || l.password.len() > 1_024 {
+        return Err(ApiError::Unauthorized("wrong name or password".into()));
+    }
+    let Ok(_permit) = LOGINS.try_acquire() else {
+        return Err(ApiError::Internal(
+            "too many logins at once; try again".into(),
+        ));
+    };
     let name = l.name.clone();
     let user = app.read(move |db| db.user(&name)).await?;
     let hash = user
@@ -334,6 +406,7 @@ async fn login(State(app): State<Arc<App>>, Json(l): Json<Login>) -> Result<Resp
             let who = Caller {
                 actor: format!("user:{}", l.name),
                 role: Role::Public,
+                credential: None,
             };
             audit(&app, &who, "login.failed", "session", None).await?;
             return Err(ApiError::Unauthorized("wrong name or password".into()));
@@ -352,6 +425,7 @@ async fn login(State(app): State<Arc<App>>, Json(l): Json<Login>) -> Result<Resp
     let caller = Caller {
         actor: format!("user:{}", user.name),
         role,
+        credential: None,
     };
     audit(&app, &caller, "login", "session", None).await?;
     let cookie = format!(
@@ -522,6 +596,16 @@ async fn create_token(
     };
     let (secret, row) =
         new_token(&t.name, role, &caller.actor, expires).map_err(ApiError::BadRequest)?;
+    let name = t.name.clone();
+    let taken = app
+        .read(move |db| Ok(db.tokens()?.iter().any(|t| t.name == name)))
+        .await?;
+    if taken {
+        return Err(ApiError::Conflict(format!(
+            "a token named {} exists",
+            t.name
+        )));
+    }
     let mut body = token_json(&row);
     body["token"] = json!(secret);
     let id = row.id.clone();
@@ -607,15 +691,24 @@ async fn audit_log(
             ];
             w.write_record(header)
                 .map_err(|e| ApiError::Internal(e.to_string()))?;
+            // A cell a spreadsheet would run as a formula is quoted (names
+            // in failed logins come from anyone).
+            let cell = |v: &str| {
+                if v.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+                    format!("'{v}")
+                } else {
+                    v.to_string()
+                }
+            };
             for e in &rows {
                 w.write_record([
                     e.seq.to_string(),
                     UtcNanos(e.t_ns).to_rfc3339(),
-                    e.actor.clone(),
+                    cell(&e.actor),
                     e.role.clone(),
                     e.action.clone(),
-                    e.target.clone(),
-                    e.detail.clone().unwrap_or_default(),
+                    cell(&e.target),
+                    cell(e.detail.as_deref().unwrap_or_default()),
                 ])
                 .map_err(|e| ApiError::Internal(e.to_string()))?;
             }

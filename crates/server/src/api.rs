@@ -20,7 +20,7 @@ use serde_json::{json, Value};
 use store::{AlertRow, IncidentFilter, PulseFilter};
 use tokio_stream::wrappers::BroadcastStream;
 
-use crate::access::{audit, Caller, Perm};
+use crate::access::{audit, redact, redact_value, Caller, Perm};
 use crate::doc::{AlertDoc, IncidentDoc};
 use crate::{formats, App};
 
@@ -267,8 +267,9 @@ async fn incidents(
     Query(q): Query<IncidentQuery>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Perm::Incidents)?;
-    let docs = incident_docs(&app, &q).await?;
+    let mut docs = incident_docs(&app, &q).await?;
     audit_incidents(&app, &caller, "/v1/incidents", &docs).await?;
+    docs.iter_mut().for_each(|d| redact(&caller, d));
     Ok(Json(json!({"frame": "wgs84", "incidents": docs})))
 }
 
@@ -278,8 +279,9 @@ async fn incidents_geojson(
     Query(q): Query<IncidentQuery>,
 ) -> Result<Response, ApiError> {
     caller.require(Perm::Incidents)?;
-    let docs = incident_docs(&app, &q).await?;
+    let mut docs = incident_docs(&app, &q).await?;
     audit_incidents(&app, &caller, "/v1/incidents.geojson", &docs).await?;
+    docs.iter_mut().for_each(|d| redact(&caller, d));
     Ok(geojson_response(formats::geojson_collection(&docs)))
 }
 
@@ -304,8 +306,9 @@ async fn incident(
     Path(id): Path<String>,
 ) -> Result<Json<IncidentDoc>, ApiError> {
     caller.require(Perm::Incidents)?;
-    let doc = incident_doc(&app, id).await?;
+    let mut doc = incident_doc(&app, id).await?;
     audit(&app, &caller, "read.incident", &doc.id, None).await?;
+    redact(&caller, &mut doc);
     Ok(Json(doc))
 }
 
@@ -324,10 +327,12 @@ async fn incident_versions(
     let list: Vec<Value> = versions
         .into_iter()
         .map(|(version, created_ns, doc)| {
+            let mut incident = serde_json::from_str::<Value>(&doc).unwrap_or(Value::Null);
+            redact_value(&caller, &mut incident);
             json!({
                 "version": version,
                 "created_utc": UtcNanos(created_ns).to_rfc3339(),
-                "incident": serde_json::from_str::<Value>(&doc).unwrap_or(Value::Null),
+                "incident": incident,
             })
         })
         .collect();
@@ -372,7 +377,8 @@ async fn incident_geojson(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     caller.require(Perm::Incidents)?;
-    let doc = incident_doc(&app, id).await?;
+    let mut doc = incident_doc(&app, id).await?;
+    redact(&caller, &mut doc);
     audit(
         &app,
         &caller,
@@ -481,7 +487,9 @@ async fn alerts(
     caller.require(Perm::Live)?;
     let (after, limit) = (q.after.unwrap_or(0), q.limit.unwrap_or(1_000).min(10_000));
     let rows = app.read(move |db| db.alerts_after(after, limit)).await?;
-    let docs: Vec<AlertDoc> = rows.iter().filter_map(alert_doc).collect();
+    let mut docs: Vec<AlertDoc> = rows.iter().filter_map(alert_doc).collect();
+    docs.iter_mut()
+        .for_each(|a| redact(&caller, &mut a.incident));
     let ids: Vec<String> = docs
         .iter()
         .map(|a| format!("{}@{}", a.incident.id, a.seq))
@@ -507,8 +515,12 @@ fn resume_after(headers: &HeaderMap, q: &AlertQuery) -> i64 {
         .unwrap_or(i64::MAX)
 }
 
+/// How often an open feed checks that its credential still holds.
+const CREDENTIAL_RECHECK: Duration = Duration::from_secs(5);
+
 /// The alert feed: stored alerts after `after` (if resuming), then live ones,
-/// each exactly once and in sequence order.
+/// each exactly once and in sequence order, for as long as the caller's
+/// credential holds.
 async fn feed(app: Arc<App>, caller: Caller, after: i64) -> impl Stream<Item = AlertDoc> {
     // Subscribe before reading the backlog so nothing falls between the two.
     let live = BroadcastStream::new(app.alerts.subscribe()).filter_map(|r| async move { r.ok() });
@@ -527,6 +539,21 @@ async fn feed(app: Arc<App>, caller: Caller, after: i64) -> impl Stream<Item = A
         .map_or(if after == i64::MAX { 0 } else { after }, |a| a.seq);
     let mut stopping = app.stopping.subscribe();
     let writer = app.writer.clone();
+    // The credential is checked again while the feed is open: a revoked
+    // token, an ended session, a disabled person or a changed role ends it
+    // within seconds.
+    let (recheck, recheck_caller) = (Arc::clone(&app), caller.clone());
+    let revoked = async move {
+        let Some(credential) = recheck_caller.credential.clone() else {
+            return std::future::pending().await;
+        };
+        loop {
+            tokio::time::sleep(CREDENTIAL_RECHECK).await;
+            if !crate::access::still_valid(&recheck, &credential, recheck_caller.role).await {
+                return;
+            }
+        }
+    };
     stream::iter(backlog)
         .chain(live.filter(move |a| {
             let fresh = a.seq > last;
@@ -538,7 +565,9 @@ async fn feed(app: Arc<App>, caller: Caller, after: i64) -> impl Stream<Item = A
         .take_until(async move {
             let _ = stopping.wait_for(|s| *s).await;
         })
-        .map(move |a| {
+        .take_until(revoked)
+        .map(move |mut a| {
+            redact(&caller, &mut a.incident);
             // Each alert a subscriber receives is a read of an exact place.
             writer.audit_nowait(store::AuditEntry {
                 seq: 0,
@@ -586,6 +615,20 @@ async fn alerts_ws(
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
     caller.require(Perm::Live)?;
+    // Browsers send cookies with a WebSocket handshake from any page; only
+    // this server's own pages may open one with a session.
+    if let (Some(origin), Some(host)) = (headers.get(header::ORIGIN), headers.get(header::HOST)) {
+        let origin = origin.to_str().unwrap_or_default();
+        let host = host.to_str().unwrap_or_default();
+        let same = origin
+            .split_once("://")
+            .is_some_and(|(_, rest)| rest == host);
+        if !same {
+            return Err(ApiError::Forbidden(format!(
+                "WebSocket from another origin ({origin})"
+            )));
+        }
+    }
     let after = resume_after(&headers, &q);
     audit(
         &app,

@@ -64,6 +64,15 @@ impl Database {
         }
     }
 
+    /// Opens the database as it is, creating and migrating nothing (checks
+    /// such as `shotfix verify`).
+    pub fn open_existing(&self) -> Result<Db, StoreError> {
+        match self {
+            Database::Sqlite(path) => Db::open_existing_sqlite(path),
+            Database::Postgres(url) => Db::open_existing_postgres(url),
+        }
+    }
+
     /// The setting that [`Database::parse`] reads back as this database, for
     /// writing a configuration file: the URL unchanged (password included), or
     /// the path (with `./` in front in the odd case that it looks like a URL).

@@ -556,7 +556,9 @@ fn run_pipeline(
             let _ = publish(&app, &version);
         }
         if let Some(now) = associator.newest() {
-            builder.close_before(now);
+            for version in builder.close_before(now) {
+                let _ = publish(&app, &version);
+            }
         }
     }
 }
@@ -572,8 +574,18 @@ pub fn now_ns() -> i64 {
 /// comes from the builder (which keeps the review for later versions); a
 /// closed one's from its stored document.
 fn review_on_pipeline(app: &App, builder: &mut IncidentBuilder, job: review::ReviewJob) {
+    // The builder changes only if the store takes the change.
+    let before = builder.snapshot(&job.id);
     let result = match builder.review(&job.id, &job.review, job.change.clone()) {
-        Some(version) => publish(app, &version),
+        Some(version) => {
+            let saved = publish(app, &version);
+            if saved.is_err() {
+                if let Some(inc) = before {
+                    builder.put_back(inc);
+                }
+            }
+            saved
+        }
         None => {
             let mut doc = job.stored;
             let merged = review::merge(doc.review.as_ref(), &job.review);
@@ -590,7 +602,15 @@ fn review_on_pipeline(app: &App, builder: &mut IncidentBuilder, job: review::Rev
                 .filter_map(|a| a.pulse.split_once('/'))
                 .map(|(s, p)| (s.to_string(), p.to_string()))
                 .collect();
-            save_and_send(app, doc, first, last, pulses, alert, job.change, true)
+            let version = doc.version;
+            let saved = save_and_send(app, doc, first, last, pulses, alert, job.change, true);
+            if saved.is_ok() {
+                // Open here but with no shots at the moment (withdrawn, or
+                // not yet found again after a restart): keep its numbering
+                // and the decision in step.
+                builder.adopt_review(&job.id, version, merged);
+            }
+            saved
         }
     };
     let _ = job.reply.send(result.map_err(|e| match e {

@@ -5,7 +5,8 @@
 //! server's local frame, and only once they are `public.delay_hours` old
 //! (PRODUCT.md: aggregated, delayed, coarsened). A block is returned as a
 //! GeoJSON polygon with its count; nothing inside it is more precise than the
-//! block.
+//! block, and the time window is whole UTC days (a query's `since` and
+//! `until` are rounded down to midnight).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -24,6 +25,8 @@ use crate::api::{time_param, ApiError};
 use crate::doc::IncidentDoc;
 use crate::App;
 
+const DAY_NS: i64 = 86_400_000_000_000;
+
 pub fn routes() -> Router<Arc<App>> {
     Router::new().route("/v1/public/incidents", get(blocks))
 }
@@ -41,8 +44,11 @@ async fn blocks(
 ) -> Result<Response, ApiError> {
     let delay = (app.config.public.delay_hours * 3.6e12) as i64;
     let latest = crate::now_ns() - delay;
-    let until = time_param("until", &q.until)?.map_or(latest, |u| u.min(latest));
-    let since = time_param("since", &q.since)?;
+    // Whole UTC days only: narrowing the window step by step must not give
+    // away when a single incident happened.
+    let day = |t: i64| t.div_euclid(DAY_NS) * DAY_NS;
+    let until = day(time_param("until", &q.until)?.map_or(latest, |u| u.min(latest)));
+    let since = time_param("since", &q.since)?.map(day);
     let filter = IncidentFilter {
         since_ns: since,
         until_ns: Some(until),
@@ -52,7 +58,7 @@ async fn blocks(
     let rows = app.read(move |db| db.incidents(&filter)).await?;
     let side = app.config.public.block_m;
     let mut counts: BTreeMap<(i64, i64), u64> = BTreeMap::new();
-    for r in rows.iter().filter(|r| r.last_ns <= until) {
+    for r in rows.iter().filter(|r| r.last_ns < until) {
         let Ok(doc) = serde_json::from_str::<IncidentDoc>(&r.doc) else {
             continue;
         };

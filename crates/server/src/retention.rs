@@ -40,6 +40,9 @@ pub async fn run(app: Arc<App>) {
         wait = interval;
         match enforce(&app, crate::now_ns()).await {
             Ok(d) => {
+                if !d.log_truncated {
+                    eprintln!("shotfix serve: retention: readers kept the write-ahead log busy; deleted content stays in it until the next run");
+                }
                 if !d.incidents.is_empty() || d.pulses + d.clips + d.audit > 0 {
                     eprintln!(
                         "shotfix serve: retention deleted {} incidents, {} pulses, {} clips, {} audit records",

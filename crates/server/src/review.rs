@@ -51,7 +51,16 @@ pub struct ReviewJob {
 pub fn merge(earlier: Option<&ReviewDoc>, new: &ReviewDoc) -> ReviewDoc {
     let pick =
         |a: &Option<String>, b: Option<&Option<String>>| a.clone().or_else(|| b.cloned().flatten());
-    let e = earlier;
+    // A dismissal's class is part of the dismissal: a later decision that is
+    // not a dismissal starts from the machine's class unless it names one.
+    let e = earlier.map(|e| {
+        let mut e = e.clone();
+        if e.status == "dismissed" && new.status != "dismissed" {
+            e.class = None;
+        }
+        e
+    });
+    let e = e.as_ref();
     ReviewDoc {
         status: new.status.clone(),
         by: new.by.clone(),
@@ -236,14 +245,18 @@ async fn post_review(
     let doc = answer
         .await
         .map_err(|_| ApiError::Internal("pipeline stopped".into()))??;
-    audit(
-        &app,
-        &caller,
-        &format!("review.{}", req.action),
-        &id,
-        Some(format!("version {}: {}", doc.version, req.reason.trim())),
-    )
-    .await?;
+    // The decision, its author and reason are in the history already (same
+    // transaction as the version); this record only puts it in the audit log's
+    // timeline, so it does not fail a decision that is made.
+    app.writer.audit_nowait(store::AuditEntry {
+        seq: 0,
+        t_ns: crate::now_ns(),
+        actor: caller.actor.clone(),
+        role: caller.role.as_str().into(),
+        action: format!("review.{}", req.action),
+        target: id.clone(),
+        detail: Some(format!("version {}: {}", doc.version, req.reason.trim())),
+    });
     Ok(Json(doc))
 }
 
@@ -327,6 +340,7 @@ mod tests {
         Caller {
             actor: "user:rita".into(),
             role: Role::Reviewer,
+            credential: None,
         }
     }
 
@@ -361,6 +375,16 @@ mod tests {
         assert_eq!(merged.status, "relocated");
         assert_eq!((merged.rounds, merged.lat), (Some(5), Some(40.5)));
         assert_eq!(merged.class, None, "the machine's class stands");
+        // Confirmed after a dismissal: the dismissal's class does not stay.
+        let dismissed = merge(None, &request("dismiss").review(&caller()).unwrap());
+        let confirmed = merge(
+            Some(&dismissed),
+            &request("confirm").review(&caller()).unwrap(),
+        );
+        assert_eq!(
+            (confirmed.status.as_str(), confirmed.class),
+            ("confirmed", None)
+        );
     }
 
     #[test]

@@ -237,6 +237,29 @@ async fn each_role_may_do_exactly_what_it_should() {
             }
         }
     }
+    // Roles without the evidence see no sensors or ranges in incident
+    // documents (with the shots' places they would give sensor places away).
+    let arrivals = |text: &str| {
+        let doc: Value = serde_json::from_str(text).unwrap();
+        doc["shots"][0]["arrivals"].as_array().unwrap().len()
+    };
+    let url = format!("{base}/v1/incidents/{id}");
+    let (_, as_analyst) = call(Method::GET, &url, Some(f.token(Analyst)), None).await;
+    let (_, as_investigator) = call(Method::GET, &url, Some(f.token(Investigator)), None).await;
+    assert_eq!(arrivals(&as_analyst), 0);
+    assert!(arrivals(&as_investigator) >= 4);
+    let (_, versions) = call(
+        Method::GET,
+        &format!("{url}/versions"),
+        Some(f.token(Analyst)),
+        None,
+    )
+    .await;
+    assert!(
+        !versions.contains("range_m"),
+        "no ranges in versions for analysts"
+    );
+
     // What is open to anyone: the page, health, the API description, the public view.
     for path in [
         "/",
@@ -435,6 +458,44 @@ async fn each_role_may_do_exactly_what_it_should() {
         !tokens.to_string().contains(f.token(Analyst)),
         "secrets are never listed"
     );
+    // An open feed ends when its token is revoked.
+    let (status, made) = call(
+        Method::POST,
+        &format!("{base}/v1/tokens"),
+        Some(&admin_token),
+        Some(json!({"name": "cad", "role": "dispatcher"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let made: Value = serde_json::from_str(&made).unwrap();
+    let (status, _) = call(
+        Method::POST,
+        &format!("{base}/v1/tokens"),
+        Some(&admin_token),
+        Some(json!({"name": "cad", "role": "analyst"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "token names are unique");
+    let mut feed = client
+        .get(format!("{base}/v1/alerts/stream?after=0"))
+        .bearer_auth(made["token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert!(feed.status().is_success());
+    let (status, _) = call(
+        Method::DELETE,
+        &format!("{base}/v1/tokens/{}", made["id"].as_str().unwrap()),
+        Some(&admin_token),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let ended = tokio::time::timeout(Duration::from_secs(20), async {
+        while let Ok(Some(_)) = feed.chunk().await {}
+    })
+    .await;
+    assert!(ended.is_ok(), "the feed of a revoked token ended");
     let (status, _) = call(
         Method::DELETE,
         &format!("{base}/v1/tokens/{analyst}"),

@@ -9,17 +9,29 @@ use anyhow::{anyhow, bail, Context, Result};
 use server::access::{self, Role};
 use server::config::ServerConfig;
 
-fn database(config: &Path) -> Result<store::Db> {
+fn load(config: &Path) -> Result<ServerConfig> {
     let text =
         std::fs::read_to_string(config).with_context(|| format!("read {}", config.display()))?;
-    let config =
-        ServerConfig::from_toml(&text).map_err(|e| anyhow!("{}: {e}", config.display()))?;
-    config.database.open().map_err(|e| anyhow!(e))
+    ServerConfig::from_toml(&text).map_err(|e| anyhow!("{}: {e}", config.display()))
+}
+
+fn database(config: &Path) -> Result<store::Db> {
+    load(config)?.database.open().map_err(|e| anyhow!(e))
 }
 
 /// Checks the hash-chained incident history; exit 0 only when it is intact.
+/// The database is read as it is: a missing file, or one from before the
+/// history existed (schema 1), is an error, not an empty, intact history.
 pub fn verify(config: &Path, json: bool) -> Result<bool> {
-    let v = database(config)?.verify_history()?;
+    let db = load(config)?
+        .database
+        .open_existing()
+        .map_err(|e| anyhow!(e))?;
+    let schema = db.schema_version()?;
+    if schema < 2 {
+        bail!("the database is at schema version {schema}: it has no history to verify (the server adds it at start)");
+    }
+    let v = db.verify_history()?;
     if json {
         println!(
             "{}",

@@ -221,14 +221,27 @@ impl Db {
         }
         // Every version stored since the chain began has its entry, with the
         // same document; every incident's current state is its last entry's.
-        let chained_since = self
-            .row(
-                "read history start",
-                "SELECT applied_ns FROM schema_migrations WHERE version = 2",
-                &[],
-                Row::int,
-            )?
-            .unwrap_or(i64::MIN);
+        // Versions stored before the chain began (a database from schema 1)
+        // have no entries. The chain's own first entry says when it began
+        // (its time is under its hash); with no entry at all, the migration
+        // that created it does.
+        let first_entry = self.row(
+            "read history start",
+            "SELECT created_ns FROM history WHERE seq = 1",
+            &[],
+            Row::int,
+        )?;
+        let chained_since = match first_entry {
+            Some(t) => t,
+            None => self
+                .row(
+                    "read history start",
+                    "SELECT applied_ns FROM schema_migrations WHERE version = 2",
+                    &[],
+                    Row::int,
+                )?
+                .unwrap_or(i64::MIN),
+        };
         let versions = self.rows(
             "read versions",
             "SELECT v.incident, v.version, v.doc, h.seq, h.doc_sha256 FROM incident_versions v

@@ -308,6 +308,34 @@ impl Db {
         Db::init(conn, database)
     }
 
+    /// Opens an existing SQLite file as it is: nothing is created and no
+    /// migration applied (for checks such as `shotfix verify`).
+    pub fn open_existing_sqlite(path: &Path) -> Result<Db, StoreError> {
+        use rusqlite::OpenFlags;
+        let database = path.display().to_string();
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(DbError::from)
+        .and_then(Conn::sqlite)
+        .map_err(|error| StoreError::Open {
+            database: database.clone(),
+            error,
+        })?;
+        Ok(Db { conn, database })
+    }
+
+    /// Connects to an existing PostgreSQL database as it is (no migration).
+    pub fn open_existing_postgres(config: &str) -> Result<Db, StoreError> {
+        let database = backend::redact(config);
+        let conn = Conn::postgres(config).map_err(|error| StoreError::Open {
+            database: database.clone(),
+            error,
+        })?;
+        Ok(Db { conn, database })
+    }
+
     /// A private in-memory SQLite database (tests, `locate`-style one-off runs).
     pub fn open_in_memory() -> Result<Db, StoreError> {
         let database = ":memory:".to_string();

@@ -179,7 +179,7 @@ CREATE TABLE users (
 CREATE TABLE tokens (
     id TEXT PRIMARY KEY,
     secret_sha256 TEXT NOT NULL UNIQUE,
-    name TEXT NOT NULL,
+    name TEXT NOT NULL UNIQUE,
     role TEXT NOT NULL,
     created_ns BIGINT NOT NULL,
     created_by TEXT NOT NULL,

@@ -1,8 +1,13 @@
 //! Retention: deleting what the operator's policy says is kept no longer, for
 //! real, and saying so in the audit log.
 //!
+//! Ages are counted from when the server stored the data (a pulse's
+//! `received_ns`, an incident's latest version's `updated_ns`, an audit
+//! record's time): records retention runs on the records' own clock, so data
+//! replayed or backfilled from the past is kept as long as data heard today.
+//!
 //! One transaction per run deletes, by kind:
-//! - incidents whose last shot is older than their cutoff, with their
+//! - incidents whose latest version is older than their cutoff, with their
 //!   versions, alerts, webhook deliveries and pulse links; their history
 //!   entries are *redacted* (document and reason removed, hashes kept, so the
 //!   chain still verifies; see `history.rs`);
@@ -42,6 +47,10 @@ pub struct Deleted {
     pub clips: u64,
     pub reports: u64,
     pub audit: u64,
+    /// SQLite: the write-ahead log, which still held deleted content, was
+    /// emptied (false when readers kept it busy for a second; the next run
+    /// tries again). PostgreSQL: always true (see docs/access.md on VACUUM).
+    pub log_truncated: bool,
 }
 
 impl Db {
@@ -57,7 +66,7 @@ impl Db {
             if let Some(before) = c.incidents_before_ns {
                 d.incidents = self.rows(
                     "find expired incidents",
-                    "SELECT id FROM incidents WHERE last_ns < ?1 ORDER BY id",
+                    "SELECT id FROM incidents WHERE updated_ns < ?1 ORDER BY id",
                     &args![before],
                     Row::text,
                 )?;
@@ -97,7 +106,7 @@ impl Db {
                     "delete clips",
                     &format!(
                         "DELETE FROM clips WHERE EXISTS (SELECT 1 FROM pulses p
-                           WHERE p.sensor = clips.sensor AND p.id = clips.pulse AND p.t_ns < ?1 AND {unused})"
+                           WHERE p.sensor = clips.sensor AND p.id = clips.pulse AND p.received_ns < ?1 AND {unused})"
                     ),
                     &args![before],
                 )?;
@@ -105,7 +114,7 @@ impl Db {
             if let Some(before) = c.pulses_before_ns {
                 d.pulses = self.execute(
                     "delete pulses",
-                    "DELETE FROM pulses WHERE t_ns < ?1 AND NOT EXISTS (SELECT 1 FROM incident_pulses ip
+                    "DELETE FROM pulses WHERE received_ns < ?1 AND NOT EXISTS (SELECT 1 FROM incident_pulses ip
                        WHERE ip.sensor = pulses.sensor AND ip.pulse = pulses.id)",
                     &args![before],
                 )?;
@@ -116,6 +125,12 @@ impl Db {
                     &args![before],
                 )?;
             }
+            // Sessions past their end are of no use to anyone.
+            self.execute(
+                "delete ended sessions",
+                "DELETE FROM sessions WHERE expires_ns < ?1",
+                &args![c.now_ns],
+            )?;
             if let Some(before) = c.audit_before_ns {
                 d.audit = self.execute(
                     "delete audit",
@@ -170,10 +185,26 @@ impl Db {
         })?;
         if self.conn.dialect() == Dialect::Sqlite {
             // Move the committed pages into the main file (where secure_delete
-            // zeroed the old content) and empty the log that still held it.
-            self.conn
-                .batch("PRAGMA wal_checkpoint(TRUNCATE)")
-                .map_err(self.fail("checkpoint after retention"))?;
+            // zeroed the old content) and empty the log that still held it. A
+            // reader in the middle of a query keeps its snapshot's frames: the
+            // checkpoint says "busy" and is tried again for up to a second.
+            for _ in 0..50 {
+                let busy = self
+                    .row(
+                        "checkpoint after retention",
+                        "PRAGMA wal_checkpoint(TRUNCATE)",
+                        &[],
+                        Row::int,
+                    )?
+                    .unwrap_or(0);
+                d.log_truncated = busy == 0;
+                if d.log_truncated {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        } else {
+            d.log_truncated = true;
         }
         Ok(d)
     }

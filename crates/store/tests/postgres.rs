@@ -946,6 +946,10 @@ fn retention_deletes_what_expired_keeps_evidence_and_logs_it(f: &Fixture) {
     // p1 is I1's evidence (see `save`); p2 and p3 belong to no incident.
     let mut r = report("r1", "S1", &[("p1", 100), ("p2", 100), ("p3", 900)]);
     r.clips = vec![clip("p1"), clip("p2"), clip("p3")];
+    // Ages count from when the server stored them.
+    for p in &mut r.pulses {
+        p.received_ns = p.t_ns;
+    }
     db.insert_reports(&[r]).unwrap();
     db.append_audit(&[AuditEntry {
         seq: 0,
@@ -958,7 +962,7 @@ fn retention_deletes_what_expired_keeps_evidence_and_logs_it(f: &Fixture) {
     }])
     .unwrap();
 
-    // Clips and pulses before t = 500 expire; incidents and audit are kept.
+    // Clips and pulses stored before t = 500 expire; incidents and audit are kept.
     let keep_incidents = RetentionCutoffs {
         now_ns: 1_000,
         pulses_before_ns: Some(500),
@@ -968,6 +972,7 @@ fn retention_deletes_what_expired_keeps_evidence_and_logs_it(f: &Fixture) {
     };
     let d = db.enforce_retention(&keep_incidents).unwrap();
     assert_eq!((d.pulses, d.clips, d.incidents.len()), (1, 1, 0));
+    assert!(d.log_truncated);
     assert_eq!(db.clip("S1", "p2").unwrap(), None, "expired clip gone");
     assert!(
         db.clip("S1", "p1").unwrap().is_some(),

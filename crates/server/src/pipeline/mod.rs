@@ -709,13 +709,17 @@ impl IncidentBuilder {
                     _ => true,
                 };
                 material.then_some(UPDATE)
+            } else if let Some(r) = &inc.review {
+                // A person has decided: their call, not the machine's, says
+                // whether it goes out.
+                let class = r.class.as_deref().unwrap_or(inc.class().as_str());
+                crate::review::alert_kind(false, &r.status, class)
             } else if inc.decision.is_some_and(|d| d.holds_alert()) {
                 // Near-certainly not gunfire: published with its class, not alerted.
                 None
-            } else if inc.review.is_none()
-                && inc
-                    .decision
-                    .is_some_and(|d| d.p_gunfire < self.hold_below_p)
+            } else if inc
+                .decision
+                .is_some_and(|d| d.p_gunfire < self.hold_below_p)
             {
                 // Held for review until a person decides or the timeout passes.
                 inc.held_since.get_or_insert_with(std::time::Instant::now);
@@ -790,22 +794,54 @@ impl IncidentBuilder {
         })
     }
 
+    /// An open incident as it is now, to put back with
+    /// [`IncidentBuilder::put_back`] if storing a change to it fails.
+    pub fn snapshot(&self, id: &str) -> Option<OpenIncident> {
+        self.open.iter().find(|i| i.id == id).cloned()
+    }
+
+    /// Puts back an incident as [`IncidentBuilder::snapshot`] took it.
+    pub fn put_back(&mut self, inc: OpenIncident) {
+        if let Some(slot) = self.open.iter_mut().find(|i| i.id == inc.id) {
+            *slot = inc;
+        }
+    }
+
+    /// A review stored from an incident's stored document (the builder had
+    /// no shots of it to publish): if it is open here, its version and
+    /// review state follow, so the next machine version neither reuses the
+    /// number nor drops the decision.
+    pub fn adopt_review(&mut self, id: &str, version: i64, review: crate::doc::ReviewDoc) {
+        if let Some(inc) = self.open.iter_mut().find(|i| i.id == id) {
+            inc.version = inc.version.max(version);
+            inc.review = Some(review);
+            inc.held_since = None;
+        }
+    }
+
     /// First alerts held for review longer than `timeout` with no review:
     /// they go out now.
     pub fn release_held(&mut self, timeout: std::time::Duration) -> Vec<IncidentVersion> {
+        self.release(|inc| inc.held_since.is_some_and(|t| t.elapsed() >= timeout))
+    }
+
+    /// Held first alerts of the incidents `due` picks go out now.
+    fn release(&mut self, due: impl Fn(&OpenIncident) -> bool) -> Vec<IncidentVersion> {
         let due: Vec<usize> = (0..self.open.len())
             .filter(|&i| {
                 let inc = &self.open[i];
                 !inc.alerted
                     && inc.review.is_none()
                     && !inc.shots.is_empty()
-                    && inc.held_since.is_some_and(|t| t.elapsed() >= timeout)
+                    && inc.held_since.is_some()
+                    && due(inc)
             })
             .collect();
         let mut out = Vec::new();
         for i in due {
             let (shots, shooters, automatic) = published_shots(&self.open[i], &self.config);
             let inc = &mut self.open[i];
+            let held_s = inc.held_since.map_or(0.0, |t| t.elapsed().as_secs_f64());
             inc.version += 1;
             inc.alerted = true;
             inc.held_since = None;
@@ -821,10 +857,7 @@ impl IncidentBuilder {
                 change: store::Change {
                     actor: "machine".into(),
                     action: "release".into(),
-                    reason: Some(format!(
-                        "held for review {} s; no review came",
-                        timeout.as_secs()
-                    )),
+                    reason: Some(format!("held for review {:.0} s; no review came", held_s)),
                 },
             });
         }
@@ -868,22 +901,26 @@ impl IncidentBuilder {
     }
 
     /// Forgets incidents whose last shot is more than the incident gap before
-    /// `now` (event time): no new shot can join them.
-    pub fn close_before(&mut self, now: UtcNanos) {
+    /// `now` (event time): no new shot can join them. A first alert still
+    /// held for review goes out first (returned): closing never swallows one.
+    pub fn close_before(&mut self, now: UtcNanos) -> Vec<IncidentVersion> {
         let gap = self.config.incident_gap_s;
+        let closing = |i: &OpenIncident| {
+            i.last_t()
+                .or(i.published_last)
+                .is_none_or(|t| now.seconds_since(t) > 2.0 * gap)
+        };
+        let released = self.release(closing);
         let closed: Vec<String> = self
             .open
             .iter()
-            .filter(|i| {
-                i.last_t()
-                    .or(i.published_last)
-                    .is_none_or(|t| now.seconds_since(t) > 2.0 * gap)
-            })
+            .filter(|i| closing(i))
             .map(|i| i.id.clone())
             .collect();
         self.open.retain(|i| !closed.contains(&i.id));
         self.shot_incident.retain(|_, id| !closed.contains(id));
         self.restored_pulses.retain(|_, id| !closed.contains(id));
+        released
     }
 }
 

@@ -302,6 +302,19 @@ fn a_held_alert_goes_out_on_a_review_or_after_the_timeout_and_reviews_stick() {
     assert_eq!(released[0].change.action, "release");
     assert!(builder.release_held(std::time::Duration::ZERO).is_empty());
 
+    // Nobody reviews and the incident closes before the timeout: closing
+    // releases it rather than dropping it.
+    let mut builder = new();
+    let versions = run(&mut builder);
+    assert!(builder
+        .release_held(std::time::Duration::from_secs(3_600))
+        .is_empty());
+    let later = versions[0].shots[0].t_emit.0 + 3_600_000_000_000;
+    let released = builder.close_before(model::UtcNanos(later));
+    assert_eq!(released.len(), 1);
+    assert_eq!(released[0].alert, Some(ALERT));
+    assert!(builder.open_incidents().is_empty());
+
     // A reviewer confirms first: it goes out then, as the reviewer's version.
     let mut builder = new();
     let versions = run(&mut builder);

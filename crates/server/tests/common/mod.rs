@@ -29,8 +29,12 @@ static TOKENS: Mutex<Vec<(String, String)>> = Mutex::new(Vec::new());
 /// Gives the tests an administrator token for this server: every helper
 /// here that GETs from its base URL sends it.
 pub async fn authorize(running: &server::Running) -> String {
+    // Token names are unique per database, and a test may restart a server
+    // on the same one.
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let token = running
-        .issue_token("tests", server::access::Role::Administrator)
+        .issue_token(&format!("tests-{n}"), server::access::Role::Administrator)
         .await
         .unwrap();
     let base = format!("http://{}", running.addr);
