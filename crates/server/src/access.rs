@@ -265,7 +265,7 @@ pub async fn audit(
         detail,
     };
     app.writer
-        .run(move |db| db.append_audit(&[entry]))
+        .audit(entry)
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))
 }

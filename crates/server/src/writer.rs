@@ -28,7 +28,13 @@ enum Command {
     Sensor(SensorRow, oneshot::Sender<Result<(), String>>),
     Delivered(i64, i64),
     DeliveryFailed(i64, i64, bool, String),
-    /// Any other write (accounts, audit records, retention), in order with the rest.
+    /// Audit records: every record queued meanwhile goes in one transaction
+    /// (a busy dashboard's reads cost one fsync per batch, not per read).
+    Audit(
+        store::AuditEntry,
+        Option<oneshot::Sender<Result<(), store::StoreError>>>,
+    ),
+    /// Any other write (accounts, sessions, retention), in order with the rest.
     Run(Box<dyn FnOnce(&mut Db) + Send>),
     /// Finish what came before, close the connection, then answer.
     Close(oneshot::Sender<()>),
@@ -121,30 +127,19 @@ impl Writer {
         rx.await.map_err(|_| store::StoreError::Stopped)?
     }
 
-    /// [`Writer::run`], blocking (for plain threads).
-    pub fn run_blocking<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&mut Db) -> Result<T, store::StoreError> + Send + 'static,
-    ) -> Result<T, store::StoreError> {
+    /// Appends an audit record; resolves once it is committed.
+    pub async fn audit(&self, entry: store::AuditEntry) -> Result<(), store::StoreError> {
         let (tx, rx) = oneshot::channel();
-        let job = Box::new(move |db: &mut Db| {
-            let _ = tx.send(f(db));
-        });
         self.tx
-            .send(Command::Run(job))
+            .send(Command::Audit(entry, Some(tx)))
             .map_err(|_| store::StoreError::Stopped)?;
-        rx.blocking_recv().map_err(|_| store::StoreError::Stopped)?
+        rx.await.map_err(|_| store::StoreError::Stopped)?
     }
 
     /// Appends an audit record without waiting (live feeds, which must not
     /// stall on the disk); a failure is logged.
     pub fn audit_nowait(&self, entry: store::AuditEntry) {
-        let job = Box::new(move |db: &mut Db| {
-            if let Err(e) = db.append_audit(&[entry]) {
-                eprintln!("shotfix serve: audit: {e}");
-            }
-        });
-        let _ = self.tx.send(Command::Run(job));
+        let _ = self.tx.send(Command::Audit(entry, None));
     }
 
     pub fn delivered(&self, id: i64, now_ns: i64) {
@@ -161,12 +156,14 @@ impl Writer {
 fn run(mut db: Db, rx: mpsc::Receiver<Command>) {
     while let Ok(first) = rx.recv() {
         let mut reports = Vec::new();
+        let mut audits = Vec::new();
         let mut others = Vec::new();
         let mut close = None;
         let mut next = Some(first);
         while let Some(cmd) = next.take() {
             match cmd {
                 Command::Reports(r, reply) => reports.push((r, reply)),
+                Command::Audit(e, reply) => audits.push((e, reply)),
                 Command::Close(reply) => {
                     close = Some(reply);
                     break;
@@ -193,6 +190,19 @@ fn run(mut db: Db, rx: mpsc::Receiver<Command>) {
                 }
             }
         }
+        if !audits.is_empty() {
+            let (entries, replies): (Vec<store::AuditEntry>, Vec<_>) = audits.into_iter().unzip();
+            let result = db.append_audit(&entries);
+            if let Err(e) = &result {
+                eprintln!("shotfix serve: audit: {e}");
+            }
+            for reply in replies.into_iter().flatten() {
+                let _ = reply.send(match &result {
+                    Ok(()) => Ok(()),
+                    Err(e) => Err(store::StoreError::Conflict(e.to_string())),
+                });
+            }
+        }
         for cmd in others {
             match cmd {
                 Command::Incident(save, reply) => {
@@ -212,7 +222,7 @@ fn run(mut db: Db, rx: mpsc::Receiver<Command>) {
                     }
                 }
                 Command::Run(job) => job(&mut db),
-                Command::Reports(..) | Command::Close(_) => {}
+                Command::Reports(..) | Command::Audit(..) | Command::Close(_) => {}
             }
         }
         if let Some(reply) = close {

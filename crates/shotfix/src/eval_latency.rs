@@ -172,10 +172,12 @@ async fn measure(input: replay::ReplayInput, dir: &Path) -> Result<LatencyReport
     let running = server::start(config).await?;
     let base = format!("http://{}", running.addr);
 
-    // The SSE feed.
+    // The SSE feed, as a role that sees each shot's arrivals (a dispatcher's
+    // feed carries the same alerts at the same moment, without them), which
+    // the latency is measured from.
     let feed: Log = Arc::default();
     let token = running
-        .issue_token("eval-latency", server::access::Role::Dispatcher)
+        .issue_token("eval-latency", server::access::Role::Investigator)
         .await?;
     let stream = reqwest::Client::new()
         .get(format!("{base}/v1/alerts/stream"))

@@ -217,6 +217,8 @@ CREATE TABLE audit (
     detail TEXT
 );
 CREATE INDEX audit_by_time ON audit (t_ns);
+CREATE INDEX pulses_by_received ON pulses (received_ns);
+CREATE INDEX incidents_by_update ON incidents (updated_ns);
 "#,
     },
 ];

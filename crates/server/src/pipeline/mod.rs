@@ -526,6 +526,25 @@ impl OpenIncident {
         shots
     }
 
+    /// This incident's current version with these shots, to publish.
+    fn version_of(
+        &self,
+        (shots, shooters, automatic): (Vec<Shot>, usize, bool),
+        alert: Option<&'static str>,
+        change: store::Change,
+    ) -> IncidentVersion {
+        IncidentVersion {
+            id: self.id.clone(),
+            version: self.version,
+            shots,
+            shooters,
+            automatic,
+            alert,
+            review: self.review.clone(),
+            change,
+        }
+    }
+
     pub fn last_t(&self) -> Option<UtcNanos> {
         self.shots.values().map(|s| s.t_emit).max()
     }
@@ -740,16 +759,11 @@ impl IncidentBuilder {
             if alert.is_some() {
                 inc.announced = now;
             }
-            out.push(IncidentVersion {
-                id: inc.id.clone(),
-                version: inc.version,
-                shots,
-                shooters,
-                automatic,
+            out.push(inc.version_of(
+                (shots, shooters, automatic),
                 alert,
-                review: inc.review.clone(),
-                change: store::Change::machine(),
-            });
+                store::Change::machine(),
+            ));
         }
         out
     }
@@ -781,17 +795,8 @@ impl IncidentBuilder {
         if alert.is_some() {
             inc.announced = shots.first().map(|s| (shots.len(), shooters, s.position));
         }
-        inc.review = Some(merged.clone());
-        Some(IncidentVersion {
-            id: inc.id.clone(),
-            version: inc.version,
-            shots,
-            shooters,
-            automatic,
-            alert,
-            review: Some(merged),
-            change,
-        })
+        inc.review = Some(merged);
+        Some(inc.version_of((shots, shooters, automatic), alert, change))
     }
 
     /// An open incident as it is now, to put back with
@@ -846,20 +851,12 @@ impl IncidentBuilder {
             inc.alerted = true;
             inc.held_since = None;
             inc.announced = shots.first().map(|s| (shots.len(), shooters, s.position));
-            out.push(IncidentVersion {
-                id: inc.id.clone(),
-                version: inc.version,
-                shots,
-                shooters,
-                automatic,
-                alert: Some(ALERT),
-                review: None,
-                change: store::Change {
-                    actor: "machine".into(),
-                    action: "release".into(),
-                    reason: Some(format!("held for review {:.0} s; no review came", held_s)),
-                },
-            });
+            let change = store::Change {
+                actor: "machine".into(),
+                action: "release".into(),
+                reason: Some(format!("held for review {:.0} s; no review came", held_s)),
+            };
+            out.push(inc.version_of((shots, shooters, automatic), Some(ALERT), change));
         }
         out
     }
