@@ -174,6 +174,19 @@ pub fn redact_value(caller: &Caller, doc: &mut Value) {
 }
 
 impl Caller {
+    /// An audit record of this caller doing `action` to `target`, now.
+    pub fn audit_entry(&self, action: &str, target: &str, detail: Option<String>) -> AuditEntry {
+        AuditEntry {
+            seq: 0,
+            t_ns: now_ns(),
+            actor: self.actor.clone(),
+            role: self.role.as_str().into(),
+            action: action.into(),
+            target: target.into(),
+            detail,
+        }
+    }
+
     /// `Forbidden` unless the caller's role may do `p`.
     pub fn require(&self, p: Perm) -> Result<(), ApiError> {
         if self.role.may(p) {
@@ -255,17 +268,8 @@ pub async fn audit(
     target: &str,
     detail: Option<String>,
 ) -> Result<(), ApiError> {
-    let entry = AuditEntry {
-        seq: 0,
-        t_ns: now_ns(),
-        actor: caller.actor.clone(),
-        role: caller.role.as_str().into(),
-        action: action.into(),
-        target: target.into(),
-        detail,
-    };
     app.writer
-        .audit(entry)
+        .audit(caller.audit_entry(action, target, detail))
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))
 }
@@ -303,16 +307,33 @@ fn random_hex(bytes: usize) -> String {
     hex::encode(b)
 }
 
+/// A password made for someone (the first administrator, the demo's): 120
+/// random bits, as 30 hex digits.
+pub fn generated_password() -> String {
+    random_hex(15)
+}
+
+/// Longest token lifetime, days.
+pub const MAX_TOKEN_DAYS: f64 = 3_650.0;
+
 /// A new machine token: the secret to hand over once, and the row to store.
+/// It stops working after `expires_days` (none: when revoked).
 pub fn new_token(
     name: &str,
     role: Role,
     created_by: &str,
-    expires_ns: Option<i64>,
+    expires_days: Option<f64>,
 ) -> Result<(String, TokenRow), String> {
     if name.is_empty() || name.len() > 64 || name.chars().any(char::is_control) {
         return Err("token name: 1–64 printable characters".into());
     }
+    let expires_ns = match expires_days {
+        Some(d) if d.is_finite() && d > 0.0 && d <= MAX_TOKEN_DAYS => {
+            Some(now_ns() + (d * 86_400e9) as i64)
+        }
+        Some(_) => return Err(format!("expires_days: 0–{MAX_TOKEN_DAYS}")),
+        None => None,
+    };
     let id = random_hex(8);
     let secret = format!("sfx_{id}_{}", random_hex(32));
     let row = TokenRow {
@@ -587,15 +608,8 @@ async fn create_token(
 ) -> Result<Response, ApiError> {
     caller.require(Perm::Administer)?;
     let role = Role::parse(&t.role).map_err(ApiError::BadRequest)?;
-    let expires = match t.expires_days {
-        Some(d) if d.is_finite() && d > 0.0 && d <= 3_650.0 => {
-            Some(now_ns() + (d * 8.64e13) as i64)
-        }
-        Some(_) => return Err(ApiError::BadRequest("expires_days: 0–3650".into())),
-        None => None,
-    };
     let (secret, row) =
-        new_token(&t.name, role, &caller.actor, expires).map_err(ApiError::BadRequest)?;
+        new_token(&t.name, role, &caller.actor, t.expires_days).map_err(ApiError::BadRequest)?;
     let name = t.name.clone();
     let taken = app
         .read(move |db| Ok(db.tokens()?.iter().any(|t| t.name == name)))

@@ -569,15 +569,11 @@ async fn feed(app: Arc<App>, caller: Caller, after: i64) -> impl Stream<Item = A
         .map(move |mut a| {
             redact(&caller, &mut a.incident);
             // Each alert a subscriber receives is a read of an exact place.
-            writer.audit_nowait(store::AuditEntry {
-                seq: 0,
-                t_ns: crate::now_ns(),
-                actor: caller.actor.clone(),
-                role: caller.role.as_str().into(),
-                action: "read.alert".into(),
-                target: a.incident.id.clone(),
-                detail: Some(format!("seq {} {}", a.seq, a.kind)),
-            });
+            writer.audit_nowait(caller.audit_entry(
+                "read.alert",
+                &a.incident.id,
+                Some(format!("seq {} {}", a.seq, a.kind)),
+            ));
             a
         })
 }

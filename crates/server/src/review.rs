@@ -49,8 +49,6 @@ pub struct ReviewJob {
 /// A new review on top of the earlier ones: its overrides replace theirs,
 /// theirs stay where it has none.
 pub fn merge(earlier: Option<&ReviewDoc>, new: &ReviewDoc) -> ReviewDoc {
-    let pick =
-        |a: &Option<String>, b: Option<&Option<String>>| a.clone().or_else(|| b.cloned().flatten());
     // A dismissal's class is part of the dismissal: a later decision that is
     // not a dismissal starts from the machine's class unless it names one.
     let e = earlier.map(|e| {
@@ -66,7 +64,10 @@ pub fn merge(earlier: Option<&ReviewDoc>, new: &ReviewDoc) -> ReviewDoc {
         by: new.by.clone(),
         at_utc: new.at_utc.clone(),
         reason: new.reason.clone(),
-        class: pick(&new.class, e.map(|e| &e.class)),
+        class: new
+            .class
+            .clone()
+            .or_else(|| e.and_then(|e| e.class.clone())),
         rounds: new.rounds.or(e.and_then(|e| e.rounds)),
         shooters: new.shooters.or(e.and_then(|e| e.shooters)),
         lat: new.lat.or(e.and_then(|e| e.lat)),
@@ -248,15 +249,11 @@ async fn post_review(
     // The decision, its author and reason are in the history already (same
     // transaction as the version); this record only puts it in the audit log's
     // timeline, so it does not fail a decision that is made.
-    app.writer.audit_nowait(store::AuditEntry {
-        seq: 0,
-        t_ns: crate::now_ns(),
-        actor: caller.actor.clone(),
-        role: caller.role.as_str().into(),
-        action: format!("review.{}", req.action),
-        target: id.clone(),
-        detail: Some(format!("version {}: {}", doc.version, req.reason.trim())),
-    });
+    app.writer.audit_nowait(caller.audit_entry(
+        &format!("review.{}", req.action),
+        &id,
+        Some(format!("version {}: {}", doc.version, req.reason.trim())),
+    ));
     Ok(Json(doc))
 }
 

@@ -285,14 +285,7 @@ async fn each_role_may_do_exactly_what_it_should() {
         .iter()
         .map(|b| b["properties"]["gunfire_incidents"].as_u64().unwrap())
         .sum();
-    let (_, listed) = call(
-        Method::GET,
-        &format!("{base}/v1/incidents"),
-        Some(f.token(Administrator)),
-        None,
-    )
-    .await;
-    let listed: Value = serde_json::from_str(&listed).unwrap();
+    let listed = get_json(&format!("{base}/v1/incidents"), f.token(Administrator)).await;
     let gunfire: Vec<&Value> = listed["incidents"]
         .as_array()
         .unwrap()
@@ -322,14 +315,11 @@ async fn each_role_may_do_exactly_what_it_should() {
     assert!(((lat(2) - lat(0)) * 111_000.0 - 250.0).abs() < 5.0);
 
     // Audio reads and place reads are in the audit log, by whom and of what.
-    let (_, log) = call(
-        Method::GET,
+    let log = get_json(
         &format!("{base}/v1/audit?action=read."),
-        Some(f.token(Administrator)),
-        None,
+        f.token(Administrator),
     )
     .await;
-    let log: Value = serde_json::from_str(&log).unwrap();
     let entries = log["audit"].as_array().unwrap();
     let has = |actor: &str, action: &str, target: &str| {
         entries.iter().any(|e| {
@@ -437,14 +427,7 @@ async fn each_role_may_do_exactly_what_it_should() {
         StatusCode::UNAUTHORIZED
     );
     // A revoked token is refused.
-    let (_, tokens) = call(
-        Method::GET,
-        &format!("{base}/v1/tokens"),
-        Some(&admin_token),
-        None,
-    )
-    .await;
-    let tokens: Value = serde_json::from_str(&tokens).unwrap();
+    let tokens = get_json(&format!("{base}/v1/tokens"), &admin_token).await;
     let analyst = tokens["tokens"]
         .as_array()
         .unwrap()
@@ -515,6 +498,19 @@ async fn each_role_may_do_exactly_what_it_should() {
     f.running.stop().await;
 }
 
+/// GETs `url` as `token`; it must succeed; the body as JSON.
+async fn get_json(url: &str, token: &str) -> Value {
+    let (status, text) = call(Method::GET, url, Some(token), None).await;
+    assert!(status.is_success(), "GET {url}: {status} {text}");
+    serde_json::from_str(&text).unwrap()
+}
+
+/// POSTs a review of incident `id` as `token`: the status and the body.
+async fn review(base: &str, id: &str, token: &str, body: Value) -> (StatusCode, String) {
+    let url = format!("{base}/v1/incidents/{id}/review");
+    call(Method::POST, &url, Some(token), Some(body)).await
+}
+
 /// Reads an SSE stream as `token` into a shared string until dropped.
 async fn sse(url: String, token: String) -> std::sync::Arc<std::sync::Mutex<String>> {
     let text = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
@@ -564,24 +560,17 @@ async fn a_review_reaches_sse_webhooks_and_cap_as_a_new_version_and_history_keep
         !f.hook.lock().unwrap().is_empty()
     })
     .await;
-    let (_, machine) = call(
-        Method::GET,
-        &format!("{base}/v1/incidents/{id}"),
-        Some(&dispatcher),
-        None,
-    )
-    .await;
-    let machine: Value = serde_json::from_str(&machine).unwrap();
+    let machine = get_json(&format!("{base}/v1/incidents/{id}"), &dispatcher).await;
     let v = machine["version"].as_i64().unwrap();
     assert!(machine.get("review").is_none());
 
     // A reviewer reclassifies it, with a reason.
     let reason = "the clip is a string of firecrackers; wrappers found at the scene";
-    let (status, text) = call(
-        Method::POST,
-        &format!("{base}/v1/incidents/{id}/review"),
-        Some(&reviewer),
-        Some(json!({"action": "reclassify", "class": "fireworks", "reason": reason})),
+    let (status, text) = review(
+        base,
+        id,
+        &reviewer,
+        json!({"action": "reclassify", "class": "fireworks", "reason": reason}),
     )
     .await;
     assert!(status.is_success(), "{status} {text}");
@@ -652,13 +641,7 @@ async fn a_review_reaches_sse_webhooks_and_cap_as_a_new_version_and_history_keep
     assert!(cap.contains("<references>"), "{cap}");
 
     // A dismissal cancels it.
-    let (status, _) = call(
-        Method::POST,
-        &format!("{base}/v1/incidents/{id}/review"),
-        Some(&reviewer),
-        Some(json!({"action": "dismiss", "class": "fireworks", "reason": "confirmed fireworks by patrol"})),
-    )
-    .await;
+    let (status, _) = review(base, id, &reviewer, json!({"action": "dismiss", "class": "fireworks", "reason": "confirmed fireworks by patrol"})).await;
     assert!(status.is_success());
     wait_for("the cancel on SSE", || {
         feed.lock().unwrap().contains("event: cancel")
@@ -681,26 +664,17 @@ async fn a_review_reaches_sse_webhooks_and_cap_as_a_new_version_and_history_keep
         json!({"action": "erase", "reason": "x"}),
         json!({"action": "adjust", "reason": "x", "class": "gunfire"}),
     ] {
-        let (status, _) = call(
-            Method::POST,
-            &format!("{base}/v1/incidents/{id}/review"),
-            Some(&reviewer),
-            Some(bad.clone()),
-        )
-        .await;
+        let (status, _) = review(base, id, &reviewer, bad.clone()).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
     }
 
     // The history: every version, the machine's first, each person's with
     // author and reason, chained by hashes.
-    let (_, history) = call(
-        Method::GET,
+    let history = get_json(
         &format!("{base}/v1/incidents/{id}/history"),
-        Some(f.token(Role::Investigator)),
-        None,
+        f.token(Role::Investigator),
     )
     .await;
-    let history: Value = serde_json::from_str(&history).unwrap();
     let entries = history["history"].as_array().unwrap();
     let versions: Vec<i64> = entries
         .iter()
@@ -741,14 +715,7 @@ async fn retention_on_an_injected_clock_deletes_for_real_and_logs_it() {
     let before = f.running.app.reader.read(count).await.unwrap().unwrap();
     assert!(before > 0);
 
-    let (_, doc) = call(
-        Method::GET,
-        &format!("{base}/v1/incidents/{id}"),
-        Some(&admin),
-        None,
-    )
-    .await;
-    let doc: Value = serde_json::from_str(&doc).unwrap();
+    let doc = get_json(&format!("{base}/v1/incidents/{id}"), &admin).await;
     let place = format!("\"lat\":{}", doc["lat"]);
 
     // The clock is injected: in 1996 nothing of the live-fire test has
@@ -785,14 +752,7 @@ async fn retention_on_an_injected_clock_deletes_for_real_and_logs_it() {
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(f.running.app.reader.read(count).await.unwrap().unwrap(), 0);
     // ...the deletion is logged...
-    let (_, log) = call(
-        Method::GET,
-        &format!("{base}/v1/audit?action=retention."),
-        Some(&admin),
-        None,
-    )
-    .await;
-    let log: Value = serde_json::from_str(&log).unwrap();
+    let log = get_json(&format!("{base}/v1/audit?action=retention."), &admin).await;
     let kinds: Vec<&str> = log["audit"]
         .as_array()
         .unwrap()
@@ -869,21 +829,14 @@ async fn an_incident_the_pipeline_has_closed_is_reviewed_from_its_stored_version
     tokio::time::sleep(Duration::from_secs(2)).await;
     let (_, text) = call(Method::GET, &list_url, Some(&admin), None).await;
     assert_eq!(listed(text).len(), 2, "the second test is its own incident");
-    let (_, stored) = call(
-        Method::GET,
-        &format!("{base}/v1/incidents/{id}"),
-        Some(&admin),
-        None,
-    )
-    .await;
-    let stored: Value = serde_json::from_str(&stored).unwrap();
+    let stored = get_json(&format!("{base}/v1/incidents/{id}"), &admin).await;
     let v = stored["version"].as_i64().unwrap();
 
-    let (status, text) = call(
-        Method::POST,
-        &format!("{base}/v1/incidents/{id}/review"),
-        Some(&reviewer),
-        Some(json!({"action": "adjust", "rounds": 4, "reason": "four casings recovered"})),
+    let (status, text) = review(
+        &base,
+        &id,
+        &reviewer,
+        json!({"action": "adjust", "rounds": 4, "reason": "four casings recovered"}),
     )
     .await;
     assert!(status.is_success(), "{status} {text}");
@@ -896,13 +849,7 @@ async fn an_incident_the_pipeline_has_closed_is_reviewed_from_its_stored_version
         "the evidence is unchanged"
     );
     // A second review builds on the first: the rounds stay adjusted.
-    let (status, text) = call(
-        Method::POST,
-        &format!("{base}/v1/incidents/{id}/review"),
-        Some(&reviewer),
-        Some(json!({"action": "relocate", "lat": 40.45, "lon": -80.01, "reason": "witness: shots from the alley"})),
-    )
-    .await;
+    let (status, text) = review(&base, &id, &reviewer, json!({"action": "relocate", "lat": 40.45, "lon": -80.01, "reason": "witness: shots from the alley"})).await;
     assert!(status.is_success(), "{status} {text}");
     let again: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(
@@ -914,14 +861,7 @@ async fn an_incident_the_pipeline_has_closed_is_reviewed_from_its_stored_version
         (Some(40.45), Some(-80.01))
     );
     assert_eq!(again["review"]["machine"]["lat"], stored["lat"]);
-    let (_, alerts) = call(
-        Method::GET,
-        &format!("{base}/v1/alerts"),
-        Some(&admin),
-        None,
-    )
-    .await;
-    let alerts: Value = serde_json::from_str(&alerts).unwrap();
+    let alerts = get_json(&format!("{base}/v1/alerts"), &admin).await;
     let last = alerts["alerts"]
         .as_array()
         .unwrap()

@@ -19,6 +19,16 @@ fn database(config: &Path) -> Result<store::Db> {
     load(config)?.database.open().map_err(|e| anyhow!(e))
 }
 
+/// The audit record of an administrator's command-line change.
+fn cli_audit(action: &str, target: &str, detail: String) -> store::AuditEntry {
+    access::Caller {
+        actor: "cli".into(),
+        role: Role::Administrator,
+        credential: None,
+    }
+    .audit_entry(action, target, Some(detail))
+}
+
 /// Checks the hash-chained incident history; exit 0 only when it is intact.
 /// The database is read as it is: a missing file, or one from before the
 /// history existed (schema 1), is an error, not an empty, intact history.
@@ -63,25 +73,12 @@ pub fn add_user(config: &Path, name: &str, role: &str, password_stdin: bool) -> 
             .context("read the password from standard input")?;
         (text.trim_end_matches(['\r', '\n']).to_string(), false)
     } else {
-        let mut bytes = [0u8; 15];
-        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut bytes);
-        (
-            base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, bytes),
-            true,
-        )
+        (access::generated_password(), true)
     };
     let row = access::new_user(name, role, &password).map_err(|e| anyhow!(e))?;
     let mut db = database(config)?;
     db.upsert_user(&row)?;
-    db.append_audit(&[store::AuditEntry {
-        seq: 0,
-        t_ns: server::now_ns(),
-        actor: "cli".into(),
-        role: "administrator".into(),
-        action: "user.create".into(),
-        target: name.into(),
-        detail: Some(role.as_str().into()),
-    }])?;
+    db.append_audit(&[cli_audit("user.create", name, role.as_str().into())])?;
     if made {
         println!("user {name} ({}) password: {password}", role.as_str());
     } else {
@@ -93,25 +90,18 @@ pub fn add_user(config: &Path, name: &str, role: &str, password_stdin: bool) -> 
 /// Makes a bearer token and prints it (shown once; the database keeps its hash).
 pub fn add_token(config: &Path, name: &str, role: &str, expires_days: Option<f64>) -> Result<()> {
     let role = Role::parse(role).map_err(|e| anyhow!(e))?;
-    let expires = match expires_days {
-        None => None,
-        Some(d) if d.is_finite() && d > 0.0 && d <= 3_650.0 => {
-            Some(server::now_ns() + (d * 86_400e9) as i64)
-        }
-        Some(_) => bail!("--expires-days: 0–3650"),
-    };
-    let (secret, row) = access::new_token(name, role, "cli", expires).map_err(|e| anyhow!(e))?;
+    let (secret, row) =
+        access::new_token(name, role, "cli", expires_days).map_err(|e| anyhow!(e))?;
     let mut db = database(config)?;
+    if db.tokens()?.iter().any(|t| t.name == name) {
+        bail!("a token named {name} exists (names are unique; revoke it or pick another)");
+    }
     db.insert_token(&row)?;
-    db.append_audit(&[store::AuditEntry {
-        seq: 0,
-        t_ns: server::now_ns(),
-        actor: "cli".into(),
-        role: "administrator".into(),
-        action: "token.create".into(),
-        target: row.id.clone(),
-        detail: Some(format!("{name} {}", role.as_str())),
-    }])?;
+    db.append_audit(&[cli_audit(
+        "token.create",
+        &row.id,
+        format!("{name} {}", role.as_str()),
+    )])?;
     println!("{secret}");
     Ok(())
 }

@@ -195,11 +195,7 @@ pub fn demo(scenario_path: &Path, db: Option<OsString>, listen: &str, once: bool
         let url = format!("http://{}", running.addr);
         // A demo administrator with a fresh password (nothing is public but
         // the public view, so the dashboard needs a login).
-        let password = {
-            let mut b = [0u8; 12];
-            rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut b);
-            hex::encode(b)
-        };
+        let password = server::access::generated_password();
         let admin = server::access::new_user("admin", server::access::Role::Administrator, &password)
             .map_err(|e| anyhow!(e))?;
         running.app.writer.run(move |db| db.upsert_user(&admin)).await?;

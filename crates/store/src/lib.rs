@@ -286,44 +286,18 @@ impl Db {
     /// TLS (use a local or tunnelled connection). Without a `connect_timeout`,
     /// an unresponsive server is given up after 10 s.
     pub fn open_postgres(config: &str) -> Result<Db, StoreError> {
-        let database = backend::redact(config);
-        let conn = Conn::postgres(config).map_err(|error| StoreError::Open {
-            database: database.clone(),
-            error,
-        })?;
-        Db::init(conn, database)
+        Db::open_existing_postgres(config)?.migrated()
     }
 
     /// Opens (creating if needed) an SQLite database and brings its schema up to date.
     pub fn open_sqlite(path: &Path) -> Result<Db, StoreError> {
-        let database = path.display().to_string();
-        let open = |error| StoreError::Open {
-            database: database.clone(),
-            error,
-        };
-        let conn = Connection::open(path)
-            .map_err(DbError::from)
-            .and_then(Conn::sqlite)
-            .map_err(open)?;
-        Db::init(conn, database)
+        Db::sqlite_file(path, rusqlite::OpenFlags::SQLITE_OPEN_CREATE)?.migrated()
     }
 
     /// Opens an existing SQLite file as it is: nothing is created and no
     /// migration applied (for checks such as `shotfix verify`).
     pub fn open_existing_sqlite(path: &Path) -> Result<Db, StoreError> {
-        use rusqlite::OpenFlags;
-        let database = path.display().to_string();
-        let conn = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(DbError::from)
-        .and_then(Conn::sqlite)
-        .map_err(|error| StoreError::Open {
-            database: database.clone(),
-            error,
-        })?;
-        Ok(Db { conn, database })
+        Db::sqlite_file(path, rusqlite::OpenFlags::empty())
     }
 
     /// Connects to an existing PostgreSQL database as it is (no migration).
@@ -333,6 +307,24 @@ impl Db {
             database: database.clone(),
             error,
         })?;
+        Ok(Db { conn, database })
+    }
+
+    /// An SQLite file, read-write, with `create` (or no) extra open flag.
+    fn sqlite_file(path: &Path, create: rusqlite::OpenFlags) -> Result<Db, StoreError> {
+        use rusqlite::OpenFlags;
+        let database = path.display().to_string();
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_URI
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | create;
+        let conn = Connection::open_with_flags(path, flags)
+            .map_err(DbError::from)
+            .and_then(Conn::sqlite)
+            .map_err(|error| StoreError::Open {
+                database: database.clone(),
+                error,
+            })?;
         Ok(Db { conn, database })
     }
 
@@ -346,13 +338,13 @@ impl Db {
                 database: database.clone(),
                 error,
             })?;
-        Db::init(conn, database)
+        Db { conn, database }.migrated()
     }
 
-    fn init(conn: Conn, database: String) -> Result<Db, StoreError> {
-        let db = Db { conn, database };
-        db.migrate()?;
-        Ok(db)
+    /// This database with its schema brought up to date.
+    fn migrated(self) -> Result<Db, StoreError> {
+        self.migrate()?;
+        Ok(self)
     }
 
     /// The schema version now in the database.
