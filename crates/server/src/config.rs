@@ -473,7 +473,9 @@ impl ServerConfig {
 
     /// Parses and checks a configuration file's text.
     pub fn from_toml(text: &str) -> Result<ServerConfig, String> {
-        let config: ServerConfig = toml::from_str(text).map_err(|e| e.message().to_string())?;
+        // One line: the parser's message can span several.
+        let config: ServerConfig = toml::from_str(text)
+            .map_err(|e| e.message().trim().lines().collect::<Vec<_>>().join(": "))?;
         config.validate()?;
         Ok(config)
     }

@@ -60,7 +60,7 @@ enum TokenCommand {
         #[arg(long)]
         config: PathBuf,
         /// Days until it stops working (default: until revoked).
-        #[arg(long)]
+        #[arg(long, allow_negative_numbers = true)]
         expires_days: Option<f64>,
     },
 }

@@ -604,4 +604,45 @@ fn verify_names_the_first_broken_history_entry() {
         config,
     ]);
     assert!(String::from_utf8_lossy(&token.stdout).starts_with("sfx_"));
+    let again = shotfix(&[
+        "token", "add", "cad", "--role", "analyst", "--config", config,
+    ]);
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(
+        stderr.contains("a token named cad exists") && stderr.lines().count() == 1,
+        "{stderr}"
+    );
+    let bad_days = [
+        "token",
+        "add",
+        "x",
+        "--role",
+        "analyst",
+        "--expires-days",
+        "-1",
+        "--config",
+        config,
+    ];
+    assert_eq!(shotfix(&bad_days).status.code(), Some(1));
+
+    // verify reads the database as it is: a missing file is an error, and
+    // stays missing; a broken configuration is one line.
+    let nowhere = dir.path().join("nowhere.db");
+    let missing = dir.path().join("missing.toml");
+    std::fs::write(
+        &missing,
+        format!("database = {:?}\n", nowhere.display().to_string()),
+    )
+    .unwrap();
+    let out = shotfix(&["verify", "--config", missing.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(String::from_utf8_lossy(&out.stderr).lines().count(), 1);
+    assert!(!nowhere.exists(), "verify created a database");
+    let broken = dir.path().join("broken.toml");
+    std::fs::write(&broken, "database = [\n").unwrap();
+    let out = shotfix(&["verify", "--config", broken.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
 }
