@@ -52,13 +52,22 @@ if ! (exec 3<>/dev/tcp/127.0.0.1/1883) 2>/dev/null; then
     fi
 fi
 
+# The report tests read the PDFs they make with poppler (pdftoppm, pdftotext), an
+# independent PDF reader: install it when missing and the machine can.
+if ! command -v pdftoppm >/dev/null; then
+    if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+        apt-get install -y -q poppler-utils >/dev/null || echo "warning: could not install poppler-utils" >&2
+    fi
+    command -v pdftoppm >/dev/null || echo "warning: no pdftoppm (Debian: poppler-utils): the PDF report tests will fail" >&2
+fi
+
 echo "== format"
 cargo fmt --all -- --check
 
 echo "== architecture invariants"
 # Architecture Invariant: the algorithmic core does no I/O and never depends on an
 # async runtime or network stack (ARCHITECTURE.md).
-for core in model dsp locate sim classify; do
+for core in model dsp locate sim classify report; do
     tree="$(cargo tree -p "$core" -e normal --prefix none)"
     for banned in tokio async-std reqwest hyper; do
         if grep -q "^$banned v" <<<"$tree"; then

@@ -42,6 +42,9 @@ pub use linear::{Softmax, TrainConfig};
 pub use pulse::{PulseModel, PULSE_FEATURES};
 pub use trees::{BoostConfig, Boosted};
 
+/// The shipped model's JSON (`models/classifier.json`), as built into the program.
+pub const SHIPPED_MODEL: &str = include_str!("../../../models/classifier.json");
+
 /// A trained classifier: both stages, as one file.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Classifier {
@@ -80,8 +83,7 @@ impl Classifier {
     /// The classifier shipped with the program: `shotfix train` with its
     /// defaults (fixed seeds), in `models/classifier.json`.
     pub fn shipped() -> Result<Classifier, String> {
-        Classifier::from_json(include_str!("../../../models/classifier.json"))
-            .map_err(|e| format!("the shipped classifier: {e}"))
+        Classifier::from_json(SHIPPED_MODEL).map_err(|e| format!("the shipped classifier: {e}"))
     }
 
     /// The model as compact JSON (hundreds of trees; `jq` shows it laid out).

@@ -13,6 +13,7 @@
 //! those.
 
 pub mod audio;
+pub mod evidence;
 pub mod research;
 pub mod scene;
 pub mod scene_write;

@@ -229,6 +229,17 @@ pub fn read_scene(dir: &Path) -> Result<LocateInput, FormatError> {
     let scene = read_scene_json(dir)?;
     let pulses = match &scene.pulses {
         Some(name) => {
+            // Only plain names below the folder: a scene must not reach outside itself.
+            let inside = !name.trim().is_empty()
+                && Path::new(name)
+                    .components()
+                    .all(|c| matches!(c, Component::Normal(_) | Component::CurDir));
+            if !inside {
+                return Err(FormatError::invalid(
+                    &scene.path,
+                    format!("pulses file {name:?} must be a relative path inside the scene folder"),
+                ));
+            }
             let path = dir.join(name);
             parse_pulses_jsonl(&path, &read_to_string(&path)?)?
         }
@@ -365,6 +376,26 @@ mod tests {
         assert!((input.sensors[1].position.z - 12.0).abs() < 0.01);
         assert_eq!(input.pulses[1].id.0, "pulses.jsonl:3");
         assert_eq!(input.weather.temperature_c, Some(4.0));
+    }
+
+    #[test]
+    fn a_pulses_file_outside_the_folder_is_refused() {
+        let outer = tempfile::tempdir().unwrap();
+        let dir = outer.path().join("scene");
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::write(outer.path().join("elsewhere.jsonl"), "").unwrap();
+        for name in ["../elsewhere.jsonl", "/etc/hostname", " "] {
+            std::fs::write(
+                dir.join("scene.json"),
+                format!(
+                    r#"{{"sensors":[{{"id":"S01","x":0,"y":0}}],"pulses":{}}}"#,
+                    serde_json::to_string(name).unwrap()
+                ),
+            )
+            .unwrap();
+            let err = read_scene(&dir).unwrap_err().to_string();
+            assert!(err.contains("inside the scene folder"), "{name}: {err}");
+        }
     }
 
     #[test]

@@ -150,6 +150,28 @@ fn shooter_groups(shots: &[Shot], config: &LocateConfig) -> Vec<usize> {
     })
 }
 
+/// Which shooter fired each shot, numbered 1, 2, … in the order they first
+/// fired, for shots given in time order as (east m, north m, err95 m): the
+/// grouping [`count_shooters`] counts, by the same linkage rule.
+pub fn shooter_labels(shots: &[(f64, f64, f64)], shooter_separation_m: f64) -> Vec<usize> {
+    let groups = linked_groups(shots.len(), |i, j| {
+        let (a, b) = (shots[i], shots[j]);
+        let d = (a.0 - b.0).hypot(a.1 - b.1);
+        d < shooter_separation_m.max(a.2.hypot(b.2))
+    });
+    let mut order: Vec<usize> = Vec::new();
+    groups
+        .iter()
+        .map(|g| match order.iter().position(|o| o == g) {
+            Some(k) => k + 1,
+            None => {
+                order.push(*g);
+                order.len()
+            }
+        })
+        .collect()
+}
+
 /// Single-linkage groups of `n` items under the symmetric relation `linked`:
 /// each item's group, named by the index of one of its members (a group's
 /// name is a member of it, so `group[i] == i` picks one item per group).
@@ -177,6 +199,24 @@ pub fn linked_groups(n: usize, linked: impl Fn(usize, usize) -> bool) -> Vec<usi
 mod tests {
     use super::*;
     use model::{Point3, UtcNanos};
+
+    #[test]
+    fn shooters_are_numbered_in_the_order_they_first_fired() {
+        // B fires first from 100 m east, then A at the origin, then B, then A.
+        let shots = [
+            (100.0, 0.0, 2.0),
+            (0.0, 0.0, 2.0),
+            (101.0, 0.0, 2.0),
+            (0.5, 0.0, 2.0),
+        ];
+        assert_eq!(shooter_labels(&shots, 10.0), [1, 2, 1, 2]);
+        // Overlapping uncertainty links two positions 20 m apart into one.
+        assert_eq!(
+            shooter_labels(&[(0.0, 0.0, 15.0), (20.0, 0.0, 15.0)], 10.0),
+            [1, 1]
+        );
+        assert!(shooter_labels(&[], 10.0).is_empty());
+    }
 
     fn shot(t_s: f64, x: f64, err95_m: f64) -> Shot {
         Shot {

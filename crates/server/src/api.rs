@@ -113,6 +113,7 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(crate::access::routes())
         .merge(crate::review::routes())
         .merge(crate::public::routes())
+        .merge(crate::evidence::routes())
         .with_state(app)
 }
 

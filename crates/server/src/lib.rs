@@ -52,6 +52,7 @@ pub mod address;
 pub mod api;
 pub mod config;
 pub mod doc;
+pub mod evidence;
 pub mod formats;
 pub mod ingest;
 pub mod mqtt;
@@ -73,7 +74,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use locate::{LocateConfig, Medium};
-use model::{Geodetic, LocalFrame, Pulse, PulseId, Sensor, SensorId, UtcNanos, Weather};
+use model::{LocalFrame, Pulse, PulseId, SensorId, UtcNanos};
 use store::{Db, IncidentRow, IncidentSave, SensorRow, StoreError};
 use tokio::sync::{broadcast, Notify};
 
@@ -207,6 +208,9 @@ pub struct App {
     /// Set when the server stops: live feeds (SSE, WebSocket) end, so a
     /// graceful shutdown does not wait on a dashboard left open.
     pub stopping: tokio::sync::watch::Sender<bool>,
+    /// Renders incident reports (`GET /v1/incidents/{id}/report`); set by the
+    /// `shotfix` binary, unset in a server embedded without it.
+    pub reports: std::sync::OnceLock<evidence::ReportMaker>,
 }
 
 impl App {
@@ -325,19 +329,9 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
         !rows.is_empty(),
         "no sensors registered: list them in the configuration's [[sensors]]"
     );
-    let origin = match config.origin {
-        Some(o) => Geodetic {
-            lat_deg: o.lat,
-            lon_deg: o.lon,
-            alt_m: o.alt_m,
-        },
-        None => Geodetic {
-            lat_deg: rows[0].lat,
-            lon_deg: rows[0].lon,
-            alt_m: rows[0].alt_m,
-        },
-    };
-    let frame = LocalFrame::new(origin);
+    // `rows` is not empty: checked above.
+    let frame = evidence::server_frame(&config, &rows)
+        .ok_or_else(|| anyhow::anyhow!("no sensors registered"))?;
     let sensors: HashMap<String, SensorEntry> = rows
         .iter()
         .map(|r| {
@@ -350,26 +344,12 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
             (r.id.clone(), entry)
         })
         .collect();
-    let model_sensors: Vec<Sensor> = rows
-        .iter()
-        .map(|r| Sensor {
-            id: SensorId(r.id.clone()),
-            position: frame.to_local(Geodetic {
-                lat_deg: r.lat,
-                lon_deg: r.lon,
-                alt_m: r.alt_m,
-            }),
-        })
-        .collect();
+    let model_sensors = evidence::server_sensors(&rows, &frame);
     let addresses = match &config.addresses {
         Some(path) => Some(Addresses::load(path).map_err(|e| anyhow::anyhow!("addresses: {e}"))?),
         None => None,
     };
-    let weather = Weather {
-        temperature_c: config.weather.temperature_c,
-        wind_speed_m_s: config.weather.wind_speed_m_s,
-        wind_from_deg: config.weather.wind_from_deg,
-    };
+    let weather = evidence::server_weather(&config);
     let medium = Medium::from_weather(&weather);
     let locate_config = LocateConfig::default();
     let mut associator = Associator::new(model_sensors, medium, locate_config.clone());
@@ -409,6 +389,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
         addresses,
         webhook_wake: Notify::new(),
         stopping: tokio::sync::watch::Sender::new(false),
+        reports: std::sync::OnceLock::new(),
     });
     let pipeline = {
         let app = Arc::clone(&app);

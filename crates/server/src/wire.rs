@@ -66,7 +66,9 @@ pub struct PulseV1 {
     /// Detector features, kept as evidence and for the classifier.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub features: Option<serde_json::Map<String, serde_json::Value>>,
-    /// A short WAV clip around the pulse, base64.
+    /// A short WAV clip around the pulse, base64, whose first sample is 1 s
+    /// before the pulse's onset (the clip convention: evidence reports place
+    /// the clip's waveform by it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clip_wav_b64: Option<String>,
 }

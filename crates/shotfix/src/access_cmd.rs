@@ -9,7 +9,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use server::access::{self, Role};
 use server::config::ServerConfig;
 
-fn load(config: &Path) -> Result<ServerConfig> {
+pub(crate) fn load(config: &Path) -> Result<ServerConfig> {
     let text =
         std::fs::read_to_string(config).with_context(|| format!("read {}", config.display()))?;
     ServerConfig::from_toml(&text).map_err(|e| anyhow!("{}: {e}", config.display()))

@@ -12,8 +12,10 @@ mod eval_ingest;
 mod eval_latency;
 mod eval_pipeline;
 mod eval_sim;
+mod evidence_cmd;
 mod locate_cmd;
 mod output;
+mod report_cmd;
 mod serve_cmd;
 mod simulate_cmd;
 
@@ -62,6 +64,86 @@ enum TokenCommand {
         /// Days until it stops working (default: until revoked).
         #[arg(long, allow_negative_numbers = true)]
         expires_days: Option<f64>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum EvidenceCommand {
+    /// Write a stored incident's evidence bundle: pulses, all sensors, weather, clips, documents and history, sealed by SHA256SUMS.
+    Export {
+        /// The incident id.
+        id: String,
+        /// Server configuration (its database is read).
+        #[arg(long)]
+        config: PathBuf,
+        /// The bundle folder to write (new or empty).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Write the evidence bundle of a folder `analyze` reads (ShotSpotter smj0 WAVs, a research-layout test, a scene): its recordings byte for byte and the analysis of record.
+    Pack {
+        path: PathBuf,
+        /// The bundle folder to write (new or empty).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Check a bundle's seal (every file against SHA256SUMS, nothing added), then re-derive its result and compare shot by shot (exit 1 on any difference).
+    Verify {
+        dir: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// The report's format.
+#[derive(Debug, Clone, Copy, clap::Args)]
+#[group(required = true, multiple = false)]
+struct ReportFormat {
+    #[arg(long)]
+    html: bool,
+    #[arg(long)]
+    pdf: bool,
+}
+
+impl ReportFormat {
+    fn format(self) -> report_cmd::Format {
+        if self.pdf {
+            report_cmd::Format::Pdf
+        } else {
+            report_cmd::Format::Html
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+enum ReportCommand {
+    /// The report of a stored incident (made from its evidence bundle).
+    Incident {
+        id: String,
+        #[command(flatten)]
+        format: ReportFormat,
+        /// Server configuration (its database is read).
+        #[arg(long)]
+        config: PathBuf,
+        /// Write here instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// The report of an evidence bundle (its seal is checked and its result re-derived first).
+    Bundle {
+        dir: PathBuf,
+        #[command(flatten)]
+        format: ReportFormat,
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Independent re-analysis: the report of a folder of recordings (ShotSpotter smj0 WAVs, a research-layout test, a scene), packed into a bundle first.
+    Folder {
+        path: PathBuf,
+        #[command(flatten)]
+        format: ReportFormat,
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
 }
 
@@ -181,6 +263,12 @@ enum Command {
         #[arg(long, default_value = "models/classifier.json")]
         out: PathBuf,
     },
+    /// Evidence bundles: export a stored incident, pack a folder of recordings, verify a bundle.
+    #[command(subcommand)]
+    Evidence(EvidenceCommand),
+    /// The Investigative Lead Summary, as HTML or PDF.
+    #[command(subcommand)]
+    Report(ReportCommand),
     /// Score shotfix against data with known answers.
     #[command(subcommand)]
     Eval(EvalCommand),
@@ -312,6 +400,34 @@ fn main() -> ExitCode {
             Ok(false) => return ExitCode::FAILURE,
             Err(e) => Err(e),
         },
+        Command::Evidence(EvidenceCommand::Export { id, config, out }) => {
+            evidence_cmd::export(&config, &id, &out).map(|hash| {
+                println!("{}: bundle SHA-256 {hash}", out.display());
+            })
+        }
+        Command::Evidence(EvidenceCommand::Pack { path, out }) => evidence_cmd::pack(&path, &out)
+            .map(|hash| {
+                println!("{}: bundle SHA-256 {hash}", out.display());
+            }),
+        Command::Evidence(EvidenceCommand::Verify { dir, json }) => {
+            match evidence_cmd::verify(&dir, json) {
+                Ok(true) => Ok(()),
+                Ok(false) => return ExitCode::FAILURE,
+                Err(e) => Err(e),
+            }
+        }
+        Command::Report(ReportCommand::Incident {
+            id,
+            format,
+            config,
+            out,
+        }) => report_cmd::run_incident(&config, &id, format.format(), out.as_deref()),
+        Command::Report(ReportCommand::Bundle { dir, format, out }) => {
+            report_cmd::run_bundle(&dir, format.format(), out.as_deref())
+        }
+        Command::Report(ReportCommand::Folder { path, format, out }) => {
+            report_cmd::run_folder(&path, format.format(), out.as_deref())
+        }
         Command::User(UserCommand::Add {
             name,
             role,

@@ -26,6 +26,7 @@ pub fn serve(config: &Path) -> Result<()> {
     let config = load_config(config)?;
     runtime()?.block_on(async {
         let running = server::start(config).await?;
+        crate::report_cmd::attach(&running);
         eprintln!("shotfix serve: listening on http://{}", running.addr);
         tokio::signal::ctrl_c().await.context("wait for Ctrl-C")?;
         running.stop().await;
@@ -144,8 +145,17 @@ pub fn config_toml(c: &ServerConfig) -> String {
             o.lat, o.lon, o.alt_m
         ));
     }
-    if let Some(t) = c.weather.temperature_c {
-        s.push_str(&format!("weather = {{ temperature_c = {t} }}\n"));
+    let w = &c.weather;
+    let weather: Vec<String> = [
+        ("temperature_c", w.temperature_c),
+        ("wind_speed_m_s", w.wind_speed_m_s),
+        ("wind_from_deg", w.wind_from_deg),
+    ]
+    .iter()
+    .filter_map(|(k, v)| v.map(|v| format!("{k} = {v}")))
+    .collect();
+    if !weather.is_empty() {
+        s.push_str(&format!("weather = {{ {} }}\n", weather.join(", ")));
     }
     for w in &c.webhooks {
         s.push_str(&format!(
@@ -192,6 +202,7 @@ pub fn demo(scenario_path: &Path, db: Option<OsString>, listen: &str, once: bool
     let keys = replay::keys(&config);
     runtime()?.block_on(async {
         let running = server::start(config).await?;
+        crate::report_cmd::attach(&running);
         let url = format!("http://{}", running.addr);
         // A demo administrator with a fresh password (nothing is public but
         // the public view, so the dashboard needs a login).

@@ -50,7 +50,7 @@ use rusqlite::Connection;
 
 pub use access::{AuditEntry, AuditFilter, TokenRow, UserRow};
 pub use backend::{redact, DbError};
-pub use history::{sha256_hex, Change, HistoryEntry, Verification, GENESIS};
+pub use history::{entry_hash, sha256_hex, Change, HistoryEntry, Verification, GENESIS};
 pub use migrations::MIGRATIONS;
 pub use retention::{Deleted, RetentionCutoffs};
 
