@@ -19,6 +19,7 @@ use model::{LocalFrame, Sensor, Weather};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use crate::scene_write::WireOrigin;
 use crate::FormatError;
 
 /// The seal of a bundle.
@@ -250,13 +251,6 @@ struct WireBundleScene<'a> {
     audio: &'a [BundleAudio],
     #[serde(skip_serializing_if = "Option::is_none")]
     pulses: Option<&'static str>,
-}
-
-#[derive(Serialize)]
-struct WireOrigin {
-    lat: f64,
-    lon: f64,
-    alt_m: f64,
 }
 
 #[derive(Serialize)]

@@ -60,10 +60,10 @@ struct WireSceneOut<'a> {
 }
 
 #[derive(Serialize)]
-struct WireOrigin {
-    lat: f64,
-    lon: f64,
-    alt_m: f64,
+pub(crate) struct WireOrigin {
+    pub(crate) lat: f64,
+    pub(crate) lon: f64,
+    pub(crate) alt_m: f64,
 }
 
 #[derive(Serialize)]
