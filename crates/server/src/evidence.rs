@@ -286,14 +286,14 @@ pub enum ReportFormat {
     Pdf,
 }
 
-/// Makes the report of the bundle in a folder. The `shotfix` binary sets it
+/// Makes the report of a bundle (its files). The `shotfix` binary sets it
 /// ([`App::reports`](crate::App)): re-deriving a result runs the same
 /// commands `shotfix locate` and `analyze` do, which live in the binary.
 #[derive(Clone)]
 pub struct ReportMaker(pub std::sync::Arc<RenderFn>);
 
 /// See [`ReportMaker`].
-pub type RenderFn = dyn Fn(&std::path::Path, ReportFormat) -> Result<Vec<u8>, String> + Send + Sync;
+pub type RenderFn = dyn Fn(BundleFiles, ReportFormat) -> Result<Vec<u8>, String> + Send + Sync;
 
 impl std::fmt::Debug for ReportMaker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -375,15 +375,10 @@ async fn report(
         .acquire()
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?;
-    let bytes = tokio::task::spawn_blocking(move || {
-        let tmp = tempfile::tempdir().map_err(|e| e.to_string())?;
-        let dir = tmp.path().join("bundle");
-        formats::evidence::write_bundle(&dir, &files).map_err(|e| e.to_string())?;
-        (maker.0)(&dir, format)
-    })
-    .await
-    .map_err(|e| ApiError::Internal(e.to_string()))?
-    .map_err(ApiError::Internal)?;
+    let bytes = tokio::task::spawn_blocking(move || (maker.0)(files, format))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .map_err(ApiError::Internal)?;
     let (content_type, ext) = match format {
         ReportFormat::Html => ("text/html; charset=utf-8", "html"),
         ReportFormat::Pdf => ("application/pdf", "pdf"),

@@ -123,24 +123,29 @@ pub struct Bundle {
 }
 
 impl Bundle {
+    /// Reads the bundle in `dir` and checks it against its seal.
     pub fn read(dir: &Path) -> Result<Bundle> {
-        let (files, hash) = evidence::read_bundle(dir)?;
+        let (files, _) = evidence::read_bundle(dir)?;
+        Bundle::from_files(files).with_context(|| format!("{}", dir.display()))
+    }
+
+    /// A bundle made here (export, pack), already whole: no seal to check.
+    pub fn from_files(files: BundleFiles) -> Result<Bundle> {
         let meta: BundleMeta = serde_json::from_slice(
             files
                 .get("bundle.json")
-                .ok_or_else(|| anyhow!("{}: no bundle.json", dir.display()))?,
+                .ok_or_else(|| anyhow!("no bundle.json"))?,
         )
-        .with_context(|| format!("{}: bundle.json", dir.display()))?;
+        .context("bundle.json")?;
         if meta.format != server::evidence::BUNDLE_FORMAT {
             bail!(
-                "{}: bundle format {:?}: this shotfix reads {:?}",
-                dir.display(),
+                "bundle format {:?}: this shotfix reads {:?}",
                 meta.format,
                 server::evidence::BUNDLE_FORMAT
             );
         }
         let copy = tempfile::tempdir().context("a temporary folder for the verified copy")?;
-        evidence::write_bundle(&copy.path().join("bundle"), &files)?;
+        let hash = evidence::write_bundle(&copy.path().join("bundle"), &files)?;
         Ok(Bundle {
             files,
             hash,
@@ -445,11 +450,14 @@ pub fn compare(recorded: &[RecIncident], derived: &[RecIncident], whole: bool) -
 
 /// `shotfix evidence export ID --config F --out DIR`.
 pub fn export(config: &Path, id: &str, out: &Path) -> Result<String> {
+    Ok(evidence::write_bundle(out, &export_files(config, id)?)?)
+}
+
+/// The bundle of stored incident `id` on the database `config` names.
+pub fn export_files(config: &Path, id: &str) -> Result<BundleFiles> {
     let cfg = crate::access_cmd::load(config)?;
     let db = cfg.database.open_existing().map_err(|e| anyhow!(e))?;
-    let files = server::evidence::incident_bundle(&db, &cfg, id)?;
-    let hash = evidence::write_bundle(out, &files)?;
-    Ok(hash)
+    Ok(server::evidence::incident_bundle(&db, &cfg, id)?)
 }
 
 /// The bundle of a folder `analyze` reads: its recordings byte for byte, the

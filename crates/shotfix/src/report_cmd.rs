@@ -66,9 +66,8 @@ fn result_line(doc: &Value) -> String {
     )
 }
 
-/// The report of the bundle in `dir`.
-pub fn from_bundle(dir: &Path, generated_utc: &str) -> Result<Report> {
-    let bundle = Bundle::read(dir)?;
+/// The report of `bundle`.
+pub fn from_bundle(bundle: &Bundle, generated_utc: &str) -> Result<Report> {
     let recorded = bundle.recorded()?;
     let derived_doc = bundle.rederive()?;
     let derived = evidence_cmd::incidents_of(&derived_doc)?;
@@ -468,10 +467,9 @@ pub fn from_bundle(dir: &Path, generated_utc: &str) -> Result<Report> {
     })
 }
 
-/// Renders the report of the bundle in `dir` and writes it to `out` (stdout
-/// when `None`).
-pub fn run_bundle(dir: &Path, format: Format, out: Option<&Path>) -> Result<()> {
-    let bytes = render_bundle(dir, format)?;
+/// Renders the report of `bundle` and writes it to `out` (stdout when `None`).
+fn write_report(bundle: &Bundle, format: Format, out: Option<&Path>) -> Result<()> {
+    let bytes = render(bundle, format)?;
     match out {
         Some(path) => {
             std::fs::write(path, &bytes).with_context(|| format!("write {}", path.display()))
@@ -486,9 +484,9 @@ pub fn run_bundle(dir: &Path, format: Format, out: Option<&Path>) -> Result<()> 
     }
 }
 
-/// The report of the bundle in `dir` as bytes.
-pub fn render_bundle(dir: &Path, format: Format) -> Result<Vec<u8>> {
-    let report = from_bundle(dir, &now_utc())?;
+/// The report of `bundle` as bytes.
+pub fn render(bundle: &Bundle, format: Format) -> Result<Vec<u8>> {
+    let report = from_bundle(bundle, &now_utc())?;
     Ok(match format {
         Format::Html => report::html::render(&report)?.into_bytes(),
         Format::Pdf => report::pdf::render(&report)?,
@@ -497,33 +495,36 @@ pub fn render_bundle(dir: &Path, format: Format) -> Result<Vec<u8>> {
 
 /// Gives a running server its report renderer (`GET /v1/incidents/{id}/report`).
 pub fn attach(running: &server::Running) {
-    let maker = server::evidence::ReportMaker(std::sync::Arc::new(|dir, format| {
+    let maker = server::evidence::ReportMaker(std::sync::Arc::new(|files, format| {
         let format = match format {
             server::evidence::ReportFormat::Html => Format::Html,
             server::evidence::ReportFormat::Pdf => Format::Pdf,
         };
-        render_bundle(dir, format).map_err(|e| {
-            e.chain()
-                .map(|c| c.to_string())
-                .collect::<Vec<_>>()
-                .join(": ")
-        })
+        Bundle::from_files(files)
+            .and_then(|bundle| render(&bundle, format))
+            .map_err(|e| {
+                e.chain()
+                    .map(|c| c.to_string())
+                    .collect::<Vec<_>>()
+                    .join(": ")
+            })
     }));
     let _ = running.app.reports.set(maker);
 }
 
-/// `shotfix report incident ID --config F`: export, then report the bundle.
-pub fn run_incident(config: &Path, id: &str, format: Format, out: Option<&Path>) -> Result<()> {
-    let tmp = tempfile::tempdir().context("a temporary folder for the bundle")?;
-    let dir = tmp.path().join("bundle");
-    evidence_cmd::export(config, id, &dir)?;
-    run_bundle(&dir, format, out)
+/// `shotfix report bundle DIR`: the seal checked, then the report.
+pub fn run_bundle(dir: &Path, format: Format, out: Option<&Path>) -> Result<()> {
+    write_report(&Bundle::read(dir)?, format, out)
 }
 
-/// `shotfix report folder PATH`: pack, then report the bundle.
+/// `shotfix report incident ID --config F`: the report of its bundle.
+pub fn run_incident(config: &Path, id: &str, format: Format, out: Option<&Path>) -> Result<()> {
+    let bundle = Bundle::from_files(evidence_cmd::export_files(config, id)?)?;
+    write_report(&bundle, format, out)
+}
+
+/// `shotfix report folder PATH`: the report of its packed bundle.
 pub fn run_folder(path: &Path, format: Format, out: Option<&Path>) -> Result<()> {
-    let tmp = tempfile::tempdir().context("a temporary folder for the bundle")?;
-    let dir = tmp.path().join("bundle");
-    evidence_cmd::pack(path, &dir)?;
-    run_bundle(&dir, format, out)
+    let bundle = Bundle::from_files(evidence_cmd::pack_files(path)?)?;
+    write_report(&bundle, format, out)
 }
