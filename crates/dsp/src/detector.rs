@@ -180,6 +180,14 @@ impl Detector {
         &self.config
     }
 
+    /// The noise floor: the median short-term mean square of the high-passed
+    /// signal, dB relative to digital full scale (a full-scale square wave is
+    /// 0 dB, a full-scale sine −3 dB); `None` until the tracker has settled.
+    pub fn noise_floor_dbfs(&self) -> Option<f64> {
+        (self.floor.is_started() && self.floor.value() > 0.0)
+            .then(|| 10.0 * self.floor.value().log10())
+    }
+
     /// Feeds a block of samples (full scale ±1). Non-finite samples count as 0.
     pub fn process(&mut self, block: &[f32], on_pulse: &mut impl FnMut(DetectedPulse)) {
         for &x in block {

@@ -1,4 +1,4 @@
-//! A biquad section (direct form I in f64) and the Butterworth high-pass.
+//! A biquad section (direct form I in f64) and the Butterworth high- and low-pass.
 //!
 //! Reference: R. Bristow-Johnson, "Cookbook formulae for audio EQ biquad filter
 //! coefficients" (the high-pass with Q = 1/√2 is the 2nd-order Butterworth).
@@ -25,6 +25,24 @@ impl Biquad {
                 (1.0 + cos) / 2.0 / a0,
                 -(1.0 + cos) / a0,
                 (1.0 + cos) / 2.0 / a0,
+            ],
+            a: [-2.0 * cos / a0, (1.0 - alpha) / a0],
+            x: [0.0; 2],
+            y: [0.0; 2],
+        }
+    }
+
+    /// The 2nd-order Butterworth low-pass with its corner at `corner_hz`.
+    pub fn lowpass(sample_rate_hz: f64, corner_hz: f64) -> Biquad {
+        let w0 = 2.0 * std::f64::consts::PI * corner_hz / sample_rate_hz;
+        let (sin, cos) = w0.sin_cos();
+        let alpha = sin / (2.0 * std::f64::consts::FRAC_1_SQRT_2);
+        let a0 = 1.0 + alpha;
+        Biquad {
+            b: [
+                (1.0 - cos) / 2.0 / a0,
+                (1.0 - cos) / a0,
+                (1.0 - cos) / 2.0 / a0,
             ],
             a: [-2.0 * cos / a0, (1.0 - alpha) / a0],
             x: [0.0; 2],

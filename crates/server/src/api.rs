@@ -2,6 +2,7 @@
 //! and GeoJSON. One error type turns every failure into the right status with a
 //! one-line JSON message; internal details are logged, not returned.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
@@ -94,6 +95,7 @@ pub fn router(app: Arc<App>) -> Router {
     Router::new()
         .route("/", get(index))
         .route("/v1/reports", post(crate::ingest::post_report))
+        .route("/v1/heartbeats", post(crate::health::post_heartbeat))
         .route("/v1/health", get(health))
         .route("/metrics", get(metrics))
         .route("/v1/openapi.json", get(openapi))
@@ -161,10 +163,23 @@ async fn openapi() -> impl IntoResponse {
 
 async fn sensors(State(app): State<Arc<App>>, caller: Caller) -> Result<Json<Value>, ApiError> {
     caller.require(Perm::Sensors)?;
+    let beats: HashMap<String, (i64, Value)> = crate::health::latest(&app)
+        .await?
+        .into_iter()
+        .map(|(s, t, v)| (s, (t, v)))
+        .collect();
     let mut list: Vec<Value> = app
         .sensors
         .values()
-        .map(|s| json!({"id": s.row.id, "lat": s.row.lat, "lon": s.row.lon, "alt_m": s.row.alt_m}))
+        .map(|s| {
+            let mut v =
+                json!({"id": s.row.id, "lat": s.row.lat, "lon": s.row.lon, "alt_m": s.row.alt_m});
+            if let Some((received, beat)) = beats.get(&s.row.id) {
+                v["heartbeat"] = beat.clone();
+                v["heartbeat_received_utc"] = json!(UtcNanos(*received).to_rfc3339());
+            }
+            v
+        })
         .collect();
     list.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
     Ok(Json(json!({"sensors": list})))

@@ -187,6 +187,13 @@ pub struct LimitsConfig {
     /// How far a report's signed timestamp may be from the server's clock,
     /// seconds. Older reports are replays; GPS-disciplined sensors are far closer.
     pub max_clock_skew_s: f64,
+    /// Pulses timed by a clock whose estimated error is larger than this,
+    /// milliseconds, or that says it is not synchronised, are stored but left
+    /// out of locating. 1 ms is 0.34 m of range at the speed of sound, about
+    /// three times the arrival-time spread the solver already allows for a
+    /// GPS-timed onset (0.29 ms): a larger clock error would move shots further
+    /// than the uncertainty the solver reports for them.
+    pub max_clock_error_ms: f64,
 }
 
 impl Default for LimitsConfig {
@@ -197,6 +204,7 @@ impl Default for LimitsConfig {
             reports_per_s: 20.0,
             burst: 100.0,
             max_clock_skew_s: 300.0,
+            max_clock_error_ms: 1.0,
         }
     }
 }
@@ -441,6 +449,9 @@ pub struct ServerConfig {
     pub retention: RetentionConfig,
     #[serde(default)]
     pub public: PublicConfig,
+    /// Settings pushed to every sensor agent in its heartbeat's answer.
+    #[serde(default)]
+    pub agent: wire::AgentSettingsV1,
 }
 
 fn default_listen() -> SocketAddr {
@@ -468,6 +479,7 @@ impl ServerConfig {
             review: ReviewConfig::default(),
             retention: RetentionConfig::default(),
             public: PublicConfig::default(),
+            agent: wire::AgentSettingsV1::default(),
         }
     }
 
@@ -554,6 +566,22 @@ impl ServerConfig {
         let l = &self.limits;
         if !(l.reports_per_s > 0.0 && l.burst >= 1.0 && l.max_clock_skew_s > 0.0) {
             return Err("limits: reports_per_s and max_clock_skew_s must be > 0, burst ≥ 1".into());
+        }
+        if !fine(l.max_clock_error_ms, 0.0, 60_000.0) {
+            return Err("limits.max_clock_error_ms: must be 0–60000".into());
+        }
+        let a = &self.agent;
+        for (name, v, lo, hi) in [
+            ("heartbeat_s", a.heartbeat_s, 1.0, 86_400.0),
+            ("clip_pre_s", a.clip_pre_s, 0.0, 2.0),
+            ("clip_post_s", a.clip_post_s, 0.0, 2.0),
+            ("trigger_db", a.trigger_db, 3.0, 60.0),
+        ] {
+            if let Some(v) = v {
+                if !fine(v, lo, hi) {
+                    return Err(format!("agent.{name}: must be {lo}–{hi}"));
+                }
+            }
         }
         if let Some(m) = &self.mqtt {
             m.validate()?;

@@ -196,7 +196,12 @@ fn count_refusal(c: &crate::IngestCounters, reason: Reason) {
     counter.fetch_add(1, Ordering::Relaxed);
 }
 
-async fn check_and_store(app: &App, signed: Signed<'_>) -> Result<Outcome, Rejection> {
+/// Checks 1–4 (size, who, signature, freshness) of a signed message; the
+/// sensor it came from.
+pub(crate) fn authenticate<'a>(
+    app: &'a App,
+    signed: &Signed<'_>,
+) -> Result<&'a crate::SensorEntry, Rejection> {
     let limits = &app.config.limits;
     if signed.body.len() > limits.max_body_bytes {
         return Err(Rejection::new(
@@ -232,6 +237,13 @@ async fn check_and_store(app: &App, signed: Signed<'_>) -> Result<Outcome, Rejec
             ),
         ));
     }
+    Ok(sensor)
+}
+
+async fn check_and_store(app: &App, signed: Signed<'_>) -> Result<Outcome, Rejection> {
+    let limits = &app.config.limits;
+    let sensor = authenticate(app, &signed)?;
+    let sensor_id = signed.sensor;
     if !take_token(app, sensor) {
         return Err(Rejection::new(
             Reason::RateLimited,
@@ -245,7 +257,7 @@ async fn check_and_store(app: &App, signed: Signed<'_>) -> Result<Outcome, Rejec
         )
     })?;
     let now = now_ms() * 1_000_000;
-    let (row, pulses) = validate(&report, sensor_id, limits.max_pulses_per_report, now)
+    let (row, pulses) = validate(&report, sensor_id, limits, now)
         .map_err(|e| Rejection::new(Reason::Invalid, e))?;
     let stored = app
         .writer
@@ -278,10 +290,56 @@ pub async fn post_report(
     headers: HeaderMap,
     body: Body,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let (parts, body) = read_signed(&app, &headers, body).await?;
+    let signed = parts.signed(&body);
+    let outcome = submit(&app, Transport::Http, signed).await;
+    let status = outcome.status();
+    match outcome {
+        Outcome::Accepted {
+            id,
+            pulses,
+            duplicate_pulses,
+        } => Ok((
+            status,
+            Json(
+                json!({"id": id, "duplicate": false, "accepted_pulses": pulses, "duplicate_pulses": duplicate_pulses}),
+            ),
+        )),
+        Outcome::Duplicate { id } => Ok((status, Json(json!({"id": id, "duplicate": true})))),
+        Outcome::Rejected(r) => Err(ApiError::Refused(r)),
+    }
+}
+
+/// The signing headers of an HTTP request.
+#[derive(Debug)]
+pub(crate) struct SignedParts {
+    sensor: String,
+    timestamp_ms: i64,
+    signature: String,
+}
+
+impl SignedParts {
+    pub(crate) fn signed<'a>(&'a self, body: &'a [u8]) -> Signed<'a> {
+        Signed {
+            sensor: &self.sensor,
+            timestamp_ms: self.timestamp_ms,
+            signature: &self.signature,
+            body,
+        }
+    }
+}
+
+/// Reads a signed HTTP request's body (up to the size limit) and its signing
+/// headers; a refusal is counted under HTTP.
+pub(crate) async fn read_signed(
+    app: &App,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(SignedParts, Bytes), ApiError> {
     let limit = app.config.limits.max_body_bytes;
     let refused = |reason, message: String| {
         ApiError::Refused(refuse(
-            &app,
+            app,
             Transport::Http,
             Rejection::new(reason, message),
         ))
@@ -309,37 +367,44 @@ pub async fn post_report(
             "X-Shotfix-Timestamp must be Unix milliseconds".into(),
         ));
     };
-    let signed = Signed {
-        sensor,
+    let parts = SignedParts {
+        sensor: sensor.to_string(),
         timestamp_ms,
-        signature,
-        body: &body,
+        signature: signature.to_string(),
     };
-    let outcome = submit(&app, Transport::Http, signed).await;
-    let status = outcome.status();
-    match outcome {
-        Outcome::Accepted {
-            id,
-            pulses,
-            duplicate_pulses,
-        } => Ok((
-            status,
-            Json(
-                json!({"id": id, "duplicate": false, "accepted_pulses": pulses, "duplicate_pulses": duplicate_pulses}),
-            ),
-        )),
-        Outcome::Duplicate { id } => Ok((status, Json(json!({"id": id, "duplicate": true})))),
-        Outcome::Rejected(r) => Err(ApiError::Refused(r)),
-    }
+    Ok((parts, body))
 }
 
-/// Checks a parsed report and converts it to rows and pipeline pulses.
+/// Checks a parsed report and converts it to rows and pipeline pulses. Pulses
+/// timed by a clock that is not synchronised, or whose estimated error is over
+/// `limits.max_clock_error_ms`, are stored (with the clock's state, marked
+/// `"excluded": true`) but not passed on to locating.
 pub fn validate(
     report: &ReportV1,
     sensor: &str,
-    max_pulses: usize,
+    limits: &crate::config::LimitsConfig,
     received_ns: i64,
 ) -> Result<(ReportRow, Vec<Pulse>), String> {
+    let max_pulses = limits.max_pulses_per_report;
+    let clock = match &report.clock {
+        None => None,
+        Some(c) => {
+            if let Some(e) = c.est_error_ms {
+                if !(e.is_finite() && e >= 0.0) {
+                    return Err(format!("clock.est_error_ms {e} is not a plausible error"));
+                }
+            }
+            if c.source.len() > MAX_ID_LEN {
+                return Err(format!(
+                    "clock.source must be at most {MAX_ID_LEN} characters"
+                ));
+            }
+            let excluded = !c.synced
+                || c.est_error_ms
+                    .is_some_and(|e| e > limits.max_clock_error_ms);
+            Some((c, excluded))
+        }
+    };
     if report.version != wire::REPORT_VERSION {
         return Err(format!(
             "report version {}: this server reads version {}",
@@ -404,11 +469,11 @@ pub fn validate(
             peak_db_spl: p.peak_db_spl,
             report: report.id.clone(),
             received_ns,
-            extra_json: p
-                .features
-                .as_ref()
-                .map(|f| Value::Object(f.clone()).to_string()),
+            extra_json: extra_json(p.features.as_ref(), clock),
         });
+        if clock.is_some_and(|(_, excluded)| excluded) {
+            continue;
+        }
         pulses.push(Pulse {
             id: pipeline_pulse_id(sensor, &p.id),
             sensor: SensorId(sensor.to_string()),
@@ -427,7 +492,34 @@ pub fn validate(
     Ok((row, pulses))
 }
 
-fn take_token(app: &App, sensor: &crate::SensorEntry) -> bool {
+/// What is stored beside a pulse: the sensor's features, and under the
+/// reserved key `clock` the state of the clock that timed it.
+fn extra_json(
+    features: Option<&serde_json::Map<String, Value>>,
+    clock: Option<(&wire::ClockV1, bool)>,
+) -> Option<String> {
+    let mut extra = features.cloned();
+    if let Some((c, excluded)) = clock {
+        let mut v = serde_json::to_value(c).unwrap_or(Value::Null);
+        if let Value::Object(m) = &mut v {
+            m.insert("excluded".into(), Value::Bool(excluded));
+        }
+        extra
+            .get_or_insert_with(Default::default)
+            .insert("clock".into(), v);
+    }
+    extra.map(|m| Value::Object(m).to_string())
+}
+
+/// Whether a stored pulse's extra JSON marks it as left out of locating (its
+/// clock was not good enough: see [`validate`]).
+pub fn excluded_by_clock(extra_json: Option<&str>) -> bool {
+    extra_json
+        .and_then(|e| serde_json::from_str::<Value>(e).ok())
+        .is_some_and(|v| v["clock"]["excluded"] == Value::Bool(true))
+}
+
+pub(crate) fn take_token(app: &App, sensor: &crate::SensorEntry) -> bool {
     let limits = &app.config.limits;
     let Ok(mut bucket) = sensor.bucket.lock() else {
         return false;

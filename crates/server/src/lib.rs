@@ -54,6 +54,7 @@ pub mod config;
 pub mod doc;
 pub mod evidence;
 pub mod formats;
+pub mod health;
 pub mod ingest;
 pub mod mqtt;
 pub mod pipeline;
@@ -63,7 +64,7 @@ pub mod replay;
 pub mod retention;
 pub mod review;
 pub mod webhook;
-pub mod wire;
+pub use ::wire;
 pub mod writer;
 
 use std::collections::HashMap;
@@ -484,13 +485,18 @@ fn restore(
         since_ns: Some(from),
         ..store::PulseFilter::default()
     })?;
-    associator.push(pulses.into_iter().map(|p| Pulse {
-        id: pipeline_pulse_id(&p.sensor, &p.id),
-        sensor: SensorId(p.sensor),
-        t: UtcNanos(p.t_ns),
-        snr_db: p.snr_db,
-        level_db_spl: p.peak_db_spl,
-    }));
+    associator.push(
+        pulses
+            .into_iter()
+            .filter(|p| !ingest::excluded_by_clock(p.extra_json.as_deref()))
+            .map(|p| Pulse {
+                id: pipeline_pulse_id(&p.sensor, &p.id),
+                sensor: SensorId(p.sensor),
+                t: UtcNanos(p.t_ns),
+                snr_db: p.snr_db,
+                level_db_spl: p.peak_db_spl,
+            }),
+    );
     Ok(())
 }
 

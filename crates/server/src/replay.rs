@@ -210,6 +210,7 @@ fn batch(input: &ReplayInput) -> Vec<(model::UtcNanos, ReportV1)> {
                         id,
                         sensor,
                         pulses: vec![pulse],
+                        clock: None,
                     },
                 ));
             }

@@ -148,6 +148,7 @@ async fn measure(
                             clip_wav_b64: None,
                         })
                         .collect(),
+                    clock: None,
                 };
                 let Ok(body) = serde_json::to_string(&report) else {
                     continue;

@@ -446,6 +446,34 @@ impl Db {
         )
     }
 
+    // ---- heartbeats ----------------------------------------------------------
+
+    /// Keeps a sensor's latest heartbeat (its JSON document, as received).
+    pub fn save_heartbeat(
+        &mut self,
+        sensor: &str,
+        received_ns: i64,
+        doc: &str,
+    ) -> Result<(), StoreError> {
+        self.execute(
+            "save heartbeat",
+            "INSERT INTO heartbeats (sensor, received_ns, doc) VALUES (?1, ?2, ?3)
+             ON CONFLICT (sensor) DO UPDATE SET received_ns = excluded.received_ns, doc = excluded.doc",
+            &args![sensor, received_ns, doc],
+        )
+        .map(drop)
+    }
+
+    /// Every sensor's latest heartbeat: (sensor, received_ns, document).
+    pub fn heartbeats(&self) -> Result<Vec<(String, i64, String)>, StoreError> {
+        self.rows(
+            "list heartbeats",
+            "SELECT sensor, received_ns, doc FROM heartbeats ORDER BY sensor",
+            &[],
+            |r| Ok((r.text()?, r.int()?, r.text()?)),
+        )
+    }
+
     // ---- reports and pulses ----------------------------------------------------
 
     /// Stores many reports in one transaction (group commit). Each gets its own

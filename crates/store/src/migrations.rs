@@ -221,4 +221,15 @@ CREATE INDEX pulses_by_received ON pulses (received_ns);
 CREATE INDEX incidents_by_update ON incidents (updated_ns);
 "#,
     },
+    Migration {
+        version: 3,
+        name: "sensor heartbeats",
+        sqlite: r#"
+CREATE TABLE heartbeats (
+    sensor TEXT PRIMARY KEY,
+    received_ns INTEGER NOT NULL,
+    doc TEXT NOT NULL
+);
+"#,
+    },
 ];

@@ -81,6 +81,10 @@ pub struct Associator {
     live: Vec<LiveShot>,
     /// Pulses pushed since the last run: the next run's anchors.
     fresh: Vec<(UtcNanos, PulseId)>,
+    /// Pulses final shots took out of the pool, while a copy could still be
+    /// pushed inside the window (a sensor resends a pulse with its clip, a
+    /// replay repeats one): a copy is ignored, so it cannot start a second shot.
+    taken: BTreeSet<(UtcNanos, PulseId)>,
     /// Each sensor's index in `sensors`, for the push filter and lookups.
     known: HashMap<model::SensorId, usize>,
     /// The sensors' neighbour lists, built once per sensor list.
@@ -103,6 +107,7 @@ impl Associator {
             newest: None,
             live: Vec::new(),
             fresh: Vec::new(),
+            taken: BTreeSet::new(),
         }
     }
 
@@ -178,9 +183,13 @@ impl Associator {
                     continue;
                 }
             }
+            let key = (p.t, p.id.clone());
+            if self.pool.contains_key(&key) || self.taken.contains(&key) {
+                continue;
+            }
             self.newest = Some(self.newest.map_or(p.t, |n| n.max(p.t)));
-            self.fresh.push((p.t, p.id.clone()));
-            self.pool.insert((p.t, p.id.clone()), p);
+            self.fresh.push(key.clone());
+            self.pool.insert(key, p);
         }
     }
 
@@ -223,9 +232,15 @@ impl Associator {
             .iter()
             .flat_map(|s| s.pulses.iter().cloned())
             .collect();
+        let taken = &mut self.taken;
         self.pool.retain(|(t, id), _| {
-            !consumed.contains(id) && (*t >= keep_from || in_live.contains(id))
+            if consumed.contains(id) {
+                taken.insert((*t, id.clone()));
+                return false;
+            }
+            *t >= keep_from || in_live.contains(id)
         });
+        self.taken = self.taken.split_off(&(keep_from, PulseId(String::new())));
         changes
     }
 

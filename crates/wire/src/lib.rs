@@ -50,6 +50,111 @@ pub struct ReportV1 {
     pub id: String,
     pub sensor: String,
     pub pulses: Vec<PulseV1>,
+    /// The sensor clock's state when these pulses were timed. A report without
+    /// it (older sensors, replays of GPS-timed recordings) is taken as timed by
+    /// a disciplined clock.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock: Option<ClockV1>,
+}
+
+/// What the sensor knows about its clock (chrony's tracking report, or the
+/// kernel's `adjtimex` state).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClockV1 {
+    /// The clock is disciplined (chrony or the kernel says it is synchronised).
+    pub synced: bool,
+    /// Estimated error of the clock against UTC, milliseconds, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub est_error_ms: Option<f64>,
+    /// Where the estimate came from: `chrony`, `adjtimex`, `recording` (the
+    /// timestamps of a GPS-timed recording being replayed) or `none`.
+    pub source: String,
+}
+
+/// The heartbeat version this server reads.
+pub const HEARTBEAT_VERSION: u32 = 1;
+
+/// A sensor's periodic health report: `POST /v1/heartbeats`, signed like a
+/// report (same three headers, same HMAC over `"{timestamp_ms}.{body}"`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeartbeatV1 {
+    pub version: u32,
+    pub sensor: String,
+    /// When the sensor sent it, RFC 3339 UTC.
+    pub t_utc: String,
+    pub software_version: String,
+    pub uptime_s: f64,
+    pub clock: ClockV1,
+    /// Median 1 ms energy of the filtered input, dB relative to full scale
+    /// (`null` before the detector has settled).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub noise_floor_dbfs: Option<f64>,
+    /// Free space on the sensor's data disk, bytes.
+    pub disk_free_bytes: u64,
+    /// Audio held in the rolling buffer, seconds.
+    pub buffer_s: f64,
+    /// Reports waiting in the store-and-forward queue.
+    pub queue_reports: u64,
+    pub queue_bytes: u64,
+    /// Audio blocks the input lost (overruns), since the agent started.
+    pub input_overruns: u64,
+    /// The version of the pushed settings the sensor runs ("" for none).
+    pub settings_version: String,
+}
+
+/// Settings the server pushes to its sensors (in a heartbeat's answer). Every
+/// field is optional: a sensor keeps its own file's value for the ones not
+/// given. A sensor never lets pushed settings loosen its privacy limits (see
+/// the agent's documentation).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentSettingsV1 {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heartbeat_s: Option<f64>,
+    /// Audio before and after a pulse in its clip, seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clip_pre_s: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clip_post_s: Option<f64>,
+    /// Most clips sent per minute.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clips_per_minute: Option<u32>,
+    /// Remove the speech band (300–3400 Hz) from clips.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suppress_speech: Option<bool>,
+    /// Detector trigger, dB over the noise floor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger_db: Option<f64>,
+}
+
+impl AgentSettingsV1 {
+    /// A version name for these settings: the first 16 hex digits of the
+    /// SHA-256 of their JSON ("" for no settings).
+    pub fn version(&self) -> String {
+        if *self == AgentSettingsV1::default() {
+            return String::new();
+        }
+        use sha2::Digest;
+        let json = serde_json::to_vec(self).unwrap_or_default();
+        hex::encode(&Sha256::digest(&json)[..8])
+    }
+}
+
+/// The server's answer to a heartbeat, signed with the sensor's key: the
+/// response carries `X-Shotfix-Timestamp` and `X-Shotfix-Signature` over
+/// `"{timestamp_ms}.{body}"`, so a sensor takes settings only from its server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeartbeatReplyV1 {
+    pub version: u32,
+    pub sensor: String,
+    /// The settings version the sensor should run.
+    pub settings_version: String,
+    /// The settings, when the heartbeat named another version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settings: Option<AgentSettingsV1>,
 }
 
 /// One pulse in a report.
