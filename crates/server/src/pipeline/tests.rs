@@ -353,3 +353,27 @@ fn a_held_alert_goes_out_on_a_review_or_after_the_timeout_and_reviews_stick() {
         Some(4)
     );
 }
+
+#[test]
+fn a_pulse_sent_again_after_its_shot_is_final_starts_no_second_shot() {
+    // A sensor resends a pulse with its clip, or a replay repeats it, after
+    // the shot it belongs to is final but while it is still inside the window.
+    let (sensors, pulses) = setup();
+    let config = LocateConfig::default();
+    let mut assoc = Associator::new(sensors, Medium::still(343.0), config);
+    assoc.push(pulses.clone());
+    let first = assoc.run();
+    assert!(first.iter().any(|c| matches!(c, ShotChange::Upsert(_))));
+    // Past the moment no sensor can add to it, still inside the window.
+    assoc.advance(13.0);
+    assert!(13.0 < assoc.horizon_s());
+    assoc.run();
+    assert_eq!(assoc.pool_len(), 0, "final: its pulses left the pool");
+    assoc.push(pulses.clone());
+    assert_eq!(assoc.pool_len(), 0, "the copies are not taken in");
+    let again = assoc.run();
+    assert!(
+        !again.iter().any(|c| matches!(c, ShotChange::Upsert(_))),
+        "{again:?}"
+    );
+}

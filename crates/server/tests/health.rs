@@ -1,0 +1,162 @@
+//! Sensor heartbeats, pushed settings and clock quality (issue 8, server side).
+
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
+
+mod common;
+
+use std::time::Duration;
+
+use serde_json::Value;
+use server::config::ServerConfig;
+use server::replay;
+
+fn beat(sensor: &str, settings_version: &str) -> wire::HeartbeatV1 {
+    wire::HeartbeatV1 {
+        version: wire::HEARTBEAT_VERSION,
+        sensor: sensor.into(),
+        t_utc: "2026-11-22T05:00:00Z".into(),
+        software_version: "9.9.9".into(),
+        uptime_s: 12.5,
+        clock: wire::ClockV1 {
+            synced: true,
+            est_error_ms: Some(0.004),
+            source: "chrony".into(),
+        },
+        noise_floor_dbfs: Some(-61.5),
+        disk_free_bytes: 5_000_000_000,
+        buffer_s: 3600.0,
+        queue_reports: 2,
+        queue_bytes: 900,
+        input_overruns: 0,
+        settings_version: settings_version.into(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heartbeats_are_kept_and_answered_with_signed_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = ServerConfig::new(dir.path().join("s.db"));
+    let key = vec![9u8; 32];
+    config.sensors.push(server::config::SensorConfig {
+        id: "S1".into(),
+        key: hex::encode(&key),
+        lat: 40.0,
+        lon: -80.0,
+        alt_m: 10.0,
+    });
+    config.agent = wire::AgentSettingsV1 {
+        heartbeat_s: Some(30.0),
+        suppress_speech: Some(true),
+        ..Default::default()
+    };
+    let version = config.agent.version();
+    let running = server::start(config).await.unwrap();
+    common::authorize(&running).await;
+    let base = format!("http://{}", running.addr);
+    let client = reqwest::Client::new();
+    let send = |b: &wire::HeartbeatV1, key: &[u8]| {
+        replay::post_signed(
+            &client,
+            &format!("{base}/v1/heartbeats"),
+            key,
+            "S1",
+            serde_json::to_string(b).unwrap(),
+        )
+        .send()
+    };
+    // An old settings version: the answer carries the settings, signed with
+    // the sensor's key.
+    let r = send(&beat("S1", ""), &key).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let ts: i64 = r.headers()["x-shotfix-timestamp"].to_str().unwrap().parse().unwrap();
+    let signature = r.headers()["x-shotfix-signature"].to_str().unwrap().to_string();
+    let body = r.bytes().await.unwrap();
+    assert!(wire::verify(&key, ts, &body, &signature));
+    assert!(!wire::verify(&[1u8; 32], ts, &body, &signature));
+    let reply: wire::HeartbeatReplyV1 = serde_json::from_slice(&body).unwrap();
+    assert_eq!(reply.settings_version, version);
+    assert_eq!(reply.settings.unwrap().suppress_speech, Some(true));
+    // The current version: nothing to push.
+    let r = send(&beat("S1", &version), &key).await.unwrap();
+    let reply: wire::HeartbeatReplyV1 = r.json().await.unwrap();
+    assert_eq!(reply.settings, None);
+    // A forged heartbeat and one that lies about its sensor are refused.
+    assert_eq!(send(&beat("S1", ""), &[1u8; 32]).await.unwrap().status(), 401);
+    assert_eq!(send(&beat("S2", ""), &key).await.unwrap().status(), 422);
+    let mut bad = beat("S1", "");
+    bad.uptime_s = -1.0;
+    assert_eq!(send(&bad, &key).await.unwrap().status(), 422);
+    // The sensors list shows the latest heartbeat.
+    let sensors: Value = common::get(format!("{base}/v1/sensors")).await;
+    let s1 = &sensors["sensors"][0];
+    assert_eq!(s1["heartbeat"]["software_version"], "9.9.9");
+    assert_eq!(s1["heartbeat"]["noise_floor_dbfs"], -61.5);
+    assert!(s1["heartbeat_received_utc"].is_string());
+    running.stop().await;
+}
+
+/// Replays a live-fire test with every report saying `clock`; the incidents
+/// the server makes of it and the stored pulses.
+async fn replay_with_clock(clock: wire::ClockV1) -> (Value, Value, usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let test = common::pittsburgh().join("FP1/test_004");
+    let input = replay::read(&test, Some(common::ORIGIN)).unwrap();
+    let config = replay::server_config(&input, dir.path().join("s.db"));
+    let keys = replay::keys(&config);
+    let running = server::start(config).await.unwrap();
+    common::authorize(&running).await;
+    let base = format!("http://{}", running.addr);
+    let client = reqwest::Client::new();
+    let mut sent = 0;
+    for (_, mut report) in replay::reports(&input) {
+        report.clock = Some(clock.clone());
+        sent += report.pulses.len();
+        let r = replay::post_signed(
+            &client,
+            &format!("{base}/v1/reports"),
+            &keys[&report.sensor],
+            &report.sensor.clone(),
+            serde_json::to_string(&report).unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+        assert_eq!(r.status(), 202);
+    }
+    let incidents = common::settled(&base, Duration::from_secs(12)).await;
+    let pulses = common::get(format!("{base}/v1/pulses?limit=100000")).await;
+    running.stop().await;
+    (incidents, pulses, sent)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pulses_timed_by_a_bad_clock_are_kept_but_not_located() {
+    let good = wire::ClockV1 {
+        synced: true,
+        est_error_ms: Some(0.05),
+        source: "chrony".into(),
+    };
+    let (incidents, pulses, sent) = replay_with_clock(good).await;
+    assert!(!incidents["incidents"].as_array().unwrap().is_empty());
+    assert_eq!(pulses["pulses"].as_array().unwrap().len(), sent);
+    for bad in [
+        wire::ClockV1 {
+            synced: false,
+            est_error_ms: None,
+            source: "adjtimex".into(),
+        },
+        wire::ClockV1 {
+            synced: true,
+            est_error_ms: Some(5.0),
+            source: "chrony".into(),
+        },
+    ] {
+        let (incidents, pulses, sent) = replay_with_clock(bad.clone()).await;
+        assert_eq!(incidents["incidents"], serde_json::json!([]), "{bad:?}");
+        let pulses = pulses["pulses"].as_array().unwrap();
+        assert_eq!(pulses.len(), sent, "every pulse is kept");
+        assert!(pulses
+            .iter()
+            .all(|p| p["features"]["clock"]["excluded"] == true));
+    }
+}
