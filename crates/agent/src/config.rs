@@ -504,6 +504,27 @@ sample_rate_hz = 48000
     }
 
     #[test]
+    fn the_packaged_example_is_a_valid_configuration() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../packaging/sensor.toml");
+        let text = std::fs::read_to_string(path).unwrap();
+        // Its key file lives on a sensor; give the key inline instead.
+        let text = text.replace(
+            "key_file = \"/etc/shotfix/sensor.key\"",
+            "key_hex = \"00112233445566778899aabbccddeeff\"",
+        );
+        let c: AgentConfig = toml::from_str(&text).unwrap();
+        c.check().unwrap();
+        assert_eq!(c.clips.per_minute, MAX_CLIPS_PER_MINUTE);
+        assert!(matches!(
+            c.input,
+            Input::Alsa {
+                sample_rate_hz: 48_000,
+                ..
+            }
+        ));
+    }
+
+    #[test]
     fn pushed_settings_never_loosen_the_files_privacy() {
         let file =
             config("[clips]\npre_s = 0.5\npost_s = 0.5\nper_minute = 2\nsuppress_speech = true")

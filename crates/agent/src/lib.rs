@@ -19,6 +19,7 @@
 pub mod buffer;
 pub mod clip;
 pub mod clock;
+pub mod cmd;
 pub mod config;
 pub mod input;
 pub mod queue;

@@ -68,8 +68,15 @@ async fn heartbeats_are_kept_and_answered_with_signed_settings() {
     // the sensor's key.
     let r = send(&beat("S1", ""), &key).await.unwrap();
     assert_eq!(r.status(), 200);
-    let ts: i64 = r.headers()["x-shotfix-timestamp"].to_str().unwrap().parse().unwrap();
-    let signature = r.headers()["x-shotfix-signature"].to_str().unwrap().to_string();
+    let ts: i64 = r.headers()["x-shotfix-timestamp"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let signature = r.headers()["x-shotfix-signature"]
+        .to_str()
+        .unwrap()
+        .to_string();
     let body = r.bytes().await.unwrap();
     assert!(wire::verify(&key, ts, &body, &signature));
     assert!(!wire::verify(&[1u8; 32], ts, &body, &signature));
@@ -81,7 +88,10 @@ async fn heartbeats_are_kept_and_answered_with_signed_settings() {
     let reply: wire::HeartbeatReplyV1 = r.json().await.unwrap();
     assert_eq!(reply.settings, None);
     // A forged heartbeat and one that lies about its sensor are refused.
-    assert_eq!(send(&beat("S1", ""), &[1u8; 32]).await.unwrap().status(), 401);
+    assert_eq!(
+        send(&beat("S1", ""), &[1u8; 32]).await.unwrap().status(),
+        401
+    );
     assert_eq!(send(&beat("S2", ""), &key).await.unwrap().status(), 422);
     let mut bad = beat("S1", "");
     bad.uptime_s = -1.0;

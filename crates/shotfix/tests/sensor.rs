@@ -84,6 +84,11 @@ struct Server {
 }
 
 async fn server_for(test: &Path, dir: &Path) -> Server {
+    server_with(test, dir, None).await
+}
+
+/// [`server_for`], also subscribed to an MQTT broker (URL, topic filter).
+async fn server_with(test: &Path, dir: &Path, mqtt: Option<(&str, &str)>) -> Server {
     let config_path = dir.join("server.toml");
     ok(
         &shotfix(&[
@@ -113,13 +118,34 @@ async fn server_for(test: &Path, dir: &Path) -> Server {
         .parse()
         .unwrap();
     config.insert("listen".into(), format!("127.0.0.1:{port}").into());
-    for sensor in config["sensors"].as_array_mut().unwrap() {
+    if let Some((url, topic)) = mqtt {
+        let mut m = toml::Table::new();
+        m.insert("url".into(), url.into());
+        m.insert("topic".into(), topic.into());
+        m.insert("client_id".into(), format!("sensor-test-{port}").into());
+        config.insert("mqtt".into(), m.into());
+    }
+    let sensors = config["sensors"].as_array_mut().unwrap();
+    for a in &audio.sensors {
+        // A recording sensor that reported no pulse is registered too.
+        if !sensors
+            .iter()
+            .any(|s| s["id"].as_str() == Some(a.id.0.as_str()))
+        {
+            let mut t = toml::Table::new();
+            t.insert("id".into(), a.id.0.clone().into());
+            t.insert("key".into(), "ab".repeat(32).into());
+            sensors.push(t.into());
+        }
+    }
+    for sensor in sensors.iter_mut() {
         let id = sensor["id"].as_str().unwrap().to_string();
         if let Some(a) = audio.sensors.iter().find(|a| a.id.0 == id) {
             let g = frame.to_geodetic(a.position);
-            sensor["lat"] = g.lat_deg.into();
-            sensor["lon"] = g.lon_deg.into();
-            sensor["alt_m"] = g.alt_m.into();
+            let t = sensor.as_table_mut().unwrap();
+            t.insert("lat".into(), g.lat_deg.into());
+            t.insert("lon".into(), g.lon_deg.into());
+            t.insert("alt_m".into(), g.alt_m.into());
         }
     }
     std::fs::write(&config_path, toml::to_string(&config).unwrap()).unwrap();
@@ -191,13 +217,26 @@ fn agent_config(
     input: &str,
     extra: &str,
 ) -> PathBuf {
+    agent_config_mqtt(dir, sensor, key, url, "", input, extra)
+}
+
+/// [`agent_config`] with more `[server]` lines (`mqtt = …`).
+fn agent_config_mqtt(
+    dir: &Path,
+    sensor: &str,
+    key: &str,
+    url: &str,
+    server_lines: &str,
+    input: &str,
+    extra: &str,
+) -> PathBuf {
     let state = dir.join("agents").join(sensor);
     std::fs::create_dir_all(&state).unwrap();
     let path = state.join("sensor.toml");
     std::fs::write(
         &path,
         format!(
-            "sensor = \"{sensor}\"\nkey_hex = \"{key}\"\nstate_dir = \"{}\"\n\n[server]\nurl = \"{url}\"\ntimeout_s = 2\n\n[input]\n{input}\n\n[clock]\nsource = \"recording\"\n\n[heartbeat]\ninterval_s = 1\n{extra}\n",
+            "sensor = \"{sensor}\"\nkey_hex = \"{key}\"\nstate_dir = \"{}\"\n\n[server]\nurl = \"{url}\"\ntimeout_s = 2\n{server_lines}\n\n[input]\n{input}\n\n[clock]\nsource = \"recording\"\n\n[heartbeat]\ninterval_s = 1\n{extra}\n",
             state.display()
         ),
     )
@@ -502,6 +541,61 @@ async fn a_network_cut_loses_and_duplicates_nothing() {
         want.len(),
         stored.len()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agents_report_through_an_mqtt_broker() {
+    let broker =
+        std::env::var("SHOTFIX_MQTT_URL").unwrap_or_else(|_| "mqtt://127.0.0.1:1883".into());
+    let test = pittsburgh_test("FP1", 5);
+    let dir = tempfile::tempdir().unwrap();
+    let topic = format!("sensor-test-{}/shotfix/v1/reports/+", free_port());
+    let server = server_with(&test, dir.path(), Some((&broker, &topic))).await;
+    let mut agents = Vec::new();
+    for (sensor, wav) in recordings(&test) {
+        let key = server.keys.get(&sensor).unwrap().clone();
+        let config = agent_config_mqtt(
+            dir.path(),
+            &sensor,
+            &key,
+            &server.base,
+            &format!("mqtt = \"{broker}\"\nmqtt_topic = \"{topic}\""),
+            &format!("kind = \"wav\"\npath = \"{}\"\nspeed = 4.0", wav.display()),
+            "",
+        );
+        agents.push((spawn_agent(&config, &[]), config));
+    }
+    for (agent, config) in agents {
+        let (status, log) = finish(agent, &config, Duration::from_secs(60)).await;
+        assert!(status.success(), "{}: {log}", config.display());
+    }
+    let want = detected(&test);
+    // The server takes reports off the broker asynchronously.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let stored = get(&server, "/v1/pulses?limit=100000").await;
+        let got: BTreeSet<(String, String)> = stored["pulses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                (
+                    p["sensor"].as_str().unwrap().to_string(),
+                    p["t_utc"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        if got == want {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} of {} pulses arrived over MQTT",
+            got.len(),
+            want.len()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
