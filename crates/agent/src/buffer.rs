@@ -78,16 +78,15 @@ impl Buffer {
         let mut t = t;
         while !rest.is_empty() {
             if self.current.is_none() {
-                self.make_room(&mut note);
-                match self.start_segment(t) {
-                    Ok(()) => {}
-                    Err(e) => {
-                        // Try once more after freeing the oldest audio.
-                        if self.evict_oldest(&mut note).is_none() || self.start_segment(t).is_err()
-                        {
-                            self.drop_audio(&mut note, e);
-                            return note;
-                        }
+                if let Err(why) = self.make_room(&mut note) {
+                    self.drop_audio(&mut note, why);
+                    return note;
+                }
+                if let Err(e) = self.start_segment(t) {
+                    // Try once more after freeing the oldest audio.
+                    if self.evict_oldest(&mut note).is_none() || self.start_segment(t).is_err() {
+                        self.drop_audio(&mut note, format!("{e}; nothing left to delete"));
+                        return note;
                     }
                 }
             }
@@ -110,27 +109,31 @@ impl Buffer {
                 // the oldest audio, and go on with a new segment next block.
                 self.finish_segment();
                 if self.evict_oldest(&mut note).is_none() {
-                    self.drop_audio(&mut note, e);
+                    self.drop_audio(&mut note, format!("{e}; nothing left to delete"));
                 }
                 return note;
             }
-            if *written >= self.segment_samples {
-                self.finish_segment();
+            if *written >= self.segment_samples && self.finish_segment() {
+                // A whole segment reached the disk: a later failure is news.
+                self.dropping = false;
             }
             t = t.offset_by_seconds(now.len() as f64 / f64::from(self.rate));
             rest = later;
         }
-        if self.dropping && note.dropped.is_none() {
-            self.dropping = false;
-        }
         note
     }
 
-    fn drop_audio(&mut self, note: &mut SpaceNote, error: String) {
+    /// Changes the free-space reserve (pushed settings, tests).
+    pub fn set_min_free_bytes(&mut self, bytes: u64) {
+        self.min_free_bytes = bytes;
+    }
+
+    /// Drops audio: said once until a segment is written again.
+    fn drop_audio(&mut self, note: &mut SpaceNote, why: String) {
         self.current = None;
         if !self.dropping {
             note.dropped = Some(format!(
-                "audio buffer {}: {error}; nothing left to delete, audio is not being kept (detection goes on)",
+                "audio buffer {}: {why}: audio is not being kept (detection goes on)",
                 self.dir.display()
             ));
         }
@@ -153,23 +156,31 @@ impl Buffer {
         Ok(())
     }
 
-    fn finish_segment(&mut self) {
-        if let Some((path, writer, _)) = self.current.take() {
-            if writer.finalize().is_err() {
-                // A segment whose header could not be written is unreadable.
-                let _ = std::fs::remove_file(path);
+    /// Closes the open segment; whether it reached the disk whole.
+    fn finish_segment(&mut self) -> bool {
+        match self.current.take() {
+            Some((path, writer, _)) => {
+                if writer.finalize().is_err() {
+                    // A segment whose header could not be written is unreadable.
+                    let _ = std::fs::remove_file(path);
+                    false
+                } else {
+                    true
+                }
             }
+            None => false,
         }
     }
 
     /// Closes the open segment (at shutdown).
     pub fn close(&mut self) {
-        self.finish_segment();
+        let _ = self.finish_segment();
     }
 
     /// Deletes the oldest segments while the buffer is over its size or the
-    /// disk is under its reserve.
-    fn make_room(&mut self, note: &mut SpaceNote) {
+    /// disk is under its reserve; an error when the disk is still under its
+    /// reserve with nothing left to delete (no new segment is started).
+    fn make_room(&mut self, note: &mut SpaceNote) -> Result<(), String> {
         loop {
             let segments = segments(&self.dir);
             let total: u64 = segments.iter().map(|s| s.bytes).sum();
@@ -178,20 +189,19 @@ impl Buffer {
             let over = total + segment_bytes > self.max_bytes;
             let low = free < self.min_free_bytes.saturating_add(segment_bytes);
             note.low_disk |= low;
-            if !(over || low) || segments.is_empty() {
-                if low && segments.is_empty() && note.dropped.is_none() && !self.dropping {
-                    note.dropped = Some(format!(
-                        "disk holding {} has {} MB free, under the {} MB reserve, and no buffered audio is left to delete",
-                        self.dir.display(),
+            if !(over || low) {
+                return Ok(());
+            }
+            if segments.is_empty() || self.evict_oldest(note).is_none() {
+                return if low {
+                    Err(format!(
+                        "the disk has {} MB free, under the {} MB reserve, and no buffered audio is left to delete",
                         free / 1_000_000,
                         self.min_free_bytes / 1_000_000
-                    ));
-                    self.dropping = true;
-                }
-                return;
-            }
-            if self.evict_oldest(note).is_none() {
-                return;
+                    ))
+                } else {
+                    Ok(())
+                };
             }
         }
     }
@@ -345,30 +355,41 @@ mod tests {
     }
 
     #[test]
-    fn a_disk_under_its_reserve_gives_up_the_oldest_audio_and_says_so() {
+    fn a_disk_under_its_reserve_gives_up_the_oldest_audio_first_and_says_so() {
         let dir = tempfile::tempdir().unwrap();
-        // A reserve no disk has: every new segment must first delete the old.
-        let mut b = Buffer::open(dir.path(), 8000, 30.0, 1.0, u64::MAX / 4).unwrap();
+        let mut b = Buffer::open(dir.path(), 8000, 30.0, 1.0, 0).unwrap();
         let t0 = UtcNanos(1_795_000_000_000_000_000);
         let name = |k: f64| {
             dir.path()
                 .join(format!("{}.wav", t0.offset_by_seconds(k).0))
         };
-        let first = b.write(&[0.1; 8000], t0);
+        for k in 0..3 {
+            let note = b.write(&[0.1; 8000], t0.offset_by_seconds(f64::from(k)));
+            assert_eq!(note, SpaceNote::default());
+        }
+        // The disk fills up (a reserve no disk has): the next write deletes
+        // the oldest audio first, then gives up keeping audio, once.
+        b.set_min_free_bytes(u64::MAX / 4);
+        let full = b.write(&[0.1; 8000], t0.offset_by_seconds(3.0));
+        assert_eq!(full.evicted, [name(0.0), name(1.0), name(2.0)]);
+        assert!(full.low_disk);
         assert!(
-            first.dropped.is_some_and(|m| m.contains("reserve")),
-            "nothing to delete yet"
+            full.dropped
+                .as_deref()
+                .is_some_and(|m| m.contains("reserve")),
+            "{full:?}"
         );
-        let second = b.write(&[0.1; 8000], t0.offset_by_seconds(1.0));
-        assert_eq!(second.evicted, [name(0.0)]);
-        let third = b.write(&[0.1; 8000], t0.offset_by_seconds(2.0));
+        let again = b.write(&[0.1; 8000], t0.offset_by_seconds(4.0));
+        assert_eq!(again.dropped, None, "said once");
+        assert!(segments(dir.path()).is_empty(), "the reserve is kept");
+        // Space again: audio is kept again, and the next trouble is news.
+        b.set_min_free_bytes(0);
         assert_eq!(
-            third.evicted,
-            [name(1.0)],
-            "the oldest goes, never the newest"
+            b.write(&[0.1; 8000], t0.offset_by_seconds(5.0)).dropped,
+            None
         );
         b.close();
         let kept: Vec<PathBuf> = segments(dir.path()).into_iter().map(|s| s.path).collect();
-        assert_eq!(kept, [name(2.0)]);
+        assert_eq!(kept, [name(5.0)]);
     }
 }

@@ -11,6 +11,11 @@ use serde::Deserialize;
 /// a burst's first round with its echoes and the rounds around it.
 pub const MAX_CLIP_S: f64 = 4.0;
 
+/// How far before a pulse's onset its clip starts, seconds: the wire
+/// convention (a clip's first sample is 1 s before the onset), which the
+/// server's evidence reports rely on. A shorter `pre_s` is padded with silence.
+pub const CLIP_LEAD_S: f64 = 1.0;
+
 /// Most clips a sensor sends per minute, whatever its file or its server says.
 /// With [`MAX_CLIP_S`] this caps uploaded audio at 20 % of the time even in a
 /// firework display: never a continuous stream.
@@ -398,9 +403,10 @@ impl AgentConfig {
             return Err("queue.max_mb: must be at least 1".into());
         }
         let c = &self.clips;
-        if !(fine(c.pre_s, 0.0, MAX_CLIP_S) && fine(c.post_s, 0.0, MAX_CLIP_S))
-            || c.pre_s + c.post_s > MAX_CLIP_S
-        {
+        if !fine(c.pre_s, 0.0, CLIP_LEAD_S) {
+            return Err(format!("clips.pre_s: must be 0–{CLIP_LEAD_S} s"));
+        }
+        if !fine(c.post_s, 0.0, MAX_CLIP_S) || c.pre_s + c.post_s > MAX_CLIP_S {
             return Err(format!(
                 "clips: pre_s + post_s must be at most {MAX_CLIP_S} s (a privacy limit)"
             ));
@@ -495,7 +501,7 @@ sample_rate_hz = 48000
     #[test]
     fn privacy_limits_are_enforced_by_the_file_check() {
         assert!(config("").is_ok());
-        let long = config("[clips]\npre_s = 2.0\npost_s = 2.5").unwrap_err();
+        let long = config("[clips]\npre_s = 1.0\npost_s = 3.5").unwrap_err();
         assert!(long.contains("privacy"), "{long}");
         let many = config("[clips]\nper_minute = 60").unwrap_err();
         assert!(many.contains("privacy"), "{many}");

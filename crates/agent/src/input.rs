@@ -352,6 +352,13 @@ impl Timeline {
         self.offset_s = self.recent.iter().map(|&(_, o)| o).min_by(f64::total_cmp);
     }
 
+    /// Forgets the learned offset (samples were lost, so the count no longer
+    /// matches the clock).
+    pub fn reset(&mut self) {
+        self.recent.clear();
+        self.offset_s = None;
+    }
+
     /// The UTC of a position `seconds` from the first sample.
     pub fn at(&self, seconds: f64) -> UtcNanos {
         match (self.exact, self.offset_s) {

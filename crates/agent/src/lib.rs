@@ -101,7 +101,7 @@ pub struct Status {
 
 impl Status {
     pub fn input_ended(&self) -> bool {
-        self.input_ended.load(Ordering::Relaxed)
+        self.input_ended.load(Ordering::Acquire)
     }
 
     pub fn stopping(&self) -> bool {
@@ -213,7 +213,24 @@ pub fn run(config: &AgentConfig, options: Options) -> Result<(), AgentError> {
             Some(
                 std::thread::Builder::new()
                     .name("capture".into())
-                    .spawn(move || capture.run())
+                    .spawn(move || {
+                        let status = capture.status.clone();
+                        let wake = capture.wake.clone();
+                        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            capture.run()
+                        }))
+                        .unwrap_or_else(|_| Err("the capture thread panicked".into()));
+                        if let Err(e) = &result {
+                            // Said at once; the agent stops (exit 1) so the
+                            // service manager restarts it. Reports queued so
+                            // far stay on disk.
+                            say(&format!("capture failed: {e}"));
+                            status.stop();
+                        }
+                        status.input_ended.store(true, Ordering::Release);
+                        wake.notify_one();
+                        result
+                    })
                     .map_err(|e| AgentError::Runtime(format!("capture thread: {e}")))?,
             )
         }
@@ -408,7 +425,14 @@ fn now_rfc3339() -> String {
 #[derive(Debug)]
 struct PendingClip {
     pulse: wire::PulseV1,
-    /// First sample of the clip (position since the stream began).
+    /// The clock's state when the pulse was reported (the clip's report
+    /// says the same).
+    clock: wire::ClockV1,
+    /// Silence before the audio: a clip's first sample is always
+    /// [`config::CLIP_LEAD_S`] before the onset (the wire convention), and
+    /// `pre_s` may be shorter.
+    pad: usize,
+    /// First sample of the audio (position since the stream began).
     from: i64,
     len: usize,
 }
@@ -434,7 +458,9 @@ struct Capture {
     status: Arc<Status>,
     queue: Arc<Mutex<Queue>>,
     wake: Arc<Notify>,
-    boot_ms: i64,
+    /// Names this run in report ids: its start (Unix ms) and a random part,
+    /// so two runs never share an id even if the clock was reset.
+    run_id: String,
     reports: u64,
     position: u64,
     queue_full_said: bool,
@@ -486,7 +512,7 @@ impl Capture {
             status,
             queue,
             wake,
-            boot_ms: now().0 / 1_000_000,
+            run_id: format!("{}-{:08x}", now().0 / 1_000_000, rand::random::<u32>()),
             reports: 0,
             position: 0,
             queue_full_said: false,
@@ -519,20 +545,21 @@ impl Capture {
             self.send_clip(p);
         }
         self.buffer.close();
-        self.status.input_ended.store(true, Ordering::Relaxed);
-        self.wake.notify_one();
         result
     }
 
     fn block(&mut self, block: &[f32], stamp: Option<UtcNanos>) {
         let start = self.position;
         self.position += block.len() as u64;
+        let overruns = self.source.overruns();
+        if overruns != self.status.overruns.swap(overruns, Ordering::Relaxed) {
+            // Samples were lost: the count no longer matches the clock, so
+            // the offset is learned afresh from this block on.
+            self.timeline.reset();
+        }
         if let Some(t) = stamp {
             self.timeline.observe(self.position, t);
         }
-        self.status
-            .overruns
-            .store(self.source.overruns(), Ordering::Relaxed);
         let block_start = self.timeline.at(start as f64 / f64::from(self.rate));
         let note = self.buffer.write(block, block_start);
         if let Some(m) = note.dropped {
@@ -545,7 +572,7 @@ impl Capture {
             ));
         }
         self.recent.push(block);
-        self.apply_settings();
+        self.apply_settings(start);
         let mut found = Vec::new();
         self.detector.process(block, &mut |p| found.push(p));
         if let Some(floor) = self.detector.noise_floor_dbfs() {
@@ -565,16 +592,20 @@ impl Capture {
         }
     }
 
-    /// Rebuilds the detector when the pushed trigger changed.
-    fn apply_settings(&mut self) {
+    /// Rebuilds the detector when the pushed trigger changed, from the block
+    /// starting at `start` on; the old one reports what it still holds.
+    fn apply_settings(&mut self, start: u64) {
         let Some(e) = self.status.effective() else {
             return;
         };
         if e.trigger_db != self.trigger_db {
             if let Ok(d) = detector(self.rate, self.full_scale_db_spl, e.trigger_db) {
                 say(&format!("detector trigger now {:?} dB", e.trigger_db));
-                self.detector = d;
-                self.detector_base = self.position;
+                let old = std::mem::replace(&mut self.detector, d);
+                let mut found = Vec::new();
+                old.finish(&mut |p| found.push(p));
+                self.report(found);
+                self.detector_base = start;
                 self.trigger_db = e.trigger_db;
             }
         }
@@ -586,6 +617,7 @@ impl Capture {
             return;
         }
         let effective = self.status.effective();
+        let clock = self.status.clock();
         let mut pulses = Vec::with_capacity(found.len());
         for p in found {
             let onset_s = self.detector_base as f64 / f64::from(self.rate) + p.onset_s;
@@ -607,12 +639,15 @@ impl Capture {
                 let wanted = p.rank == 0 && logit.is_some_and(|l| l >= 0.0);
                 if wanted && (self.clip_times.len() as u32) < e.clips_per_minute {
                     self.clip_times.push_back(onset_s);
-                    let pos = (onset_s * f64::from(self.rate)).round() as i64;
+                    let rate = f64::from(self.rate);
+                    let pos = (onset_s * rate).round() as i64;
+                    let pre = e.clip_pre_s.min(config::CLIP_LEAD_S);
                     self.pending.push(PendingClip {
                         pulse: pulse.clone(),
-                        from: pos - (e.clip_pre_s * f64::from(self.rate)).round() as i64,
-                        len: ((e.clip_pre_s + e.clip_post_s) * f64::from(self.rate)).round()
-                            as usize,
+                        clock: clock.clone(),
+                        pad: ((config::CLIP_LEAD_S - pre) * rate).round() as usize,
+                        from: pos - (pre * rate).round() as i64,
+                        len: ((pre + e.clip_post_s) * rate).round() as usize,
                     });
                 }
             }
@@ -621,7 +656,7 @@ impl Capture {
         self.status
             .pulses
             .fetch_add(pulses.len() as u64, Ordering::Relaxed);
-        self.enqueue(Kind::Pulses, pulses);
+        self.enqueue(Kind::Pulses, pulses, clock);
     }
 
     /// The most favourable log-odds, over plausible ranges, that a pulse is a
@@ -636,7 +671,8 @@ impl Capture {
     }
 
     fn send_clip(&mut self, p: PendingClip) {
-        let mut samples = self.recent.cut(p.from, p.len);
+        let mut samples = vec![0.0; p.pad];
+        samples.extend(self.recent.cut(p.from, p.len));
         if self.status.effective().is_some_and(|e| e.suppress_speech) {
             clip::suppress_speech(&mut samples, self.rate);
         }
@@ -644,17 +680,17 @@ impl Capture {
         let mut pulse = p.pulse;
         pulse.clip_wav_b64 = Some(base64::engine::general_purpose::STANDARD.encode(wav));
         self.status.clips.fetch_add(1, Ordering::Relaxed);
-        self.enqueue(Kind::Clip, vec![pulse]);
+        self.enqueue(Kind::Clip, vec![pulse], p.clock);
     }
 
-    fn enqueue(&mut self, kind: Kind, pulses: Vec<wire::PulseV1>) {
+    fn enqueue(&mut self, kind: Kind, pulses: Vec<wire::PulseV1>, clock: wire::ClockV1) {
         self.reports += 1;
         let report = wire::ReportV1 {
             version: wire::REPORT_VERSION,
-            id: format!("{}-{}-{}", self.sensor, self.boot_ms, self.reports),
+            id: format!("{}-{}-{}", self.sensor, self.run_id, self.reports),
             sensor: self.sensor.clone(),
             pulses,
-            clock: Some(self.status.clock()),
+            clock: Some(clock),
         };
         let Ok(body) = serde_json::to_vec(&report) else {
             return;
@@ -672,7 +708,7 @@ impl Capture {
                             "report queue full: {} older report(s) dropped{}",
                             note.dropped.len(),
                             if note.refused {
-                                ", a clip not queued"
+                                ", a report not queued"
                             } else {
                                 ""
                             }

@@ -43,7 +43,7 @@ pub struct PushNote {
     /// Older reports dropped to make room (clips first).
     pub dropped: Vec<Entry>,
     /// The new report itself was not queued (a clip when only pulse reports
-    /// are left).
+    /// are left, or a report larger than the whole queue).
     pub refused: bool,
 }
 
@@ -87,7 +87,22 @@ impl Queue {
                 },
             );
         }
-        let next = entries.keys().next_back().map_or(1, |s| s + 1);
+        // Numbers are never reused, so a report set aside never overwrites
+        // an earlier one in `rejected/`.
+        let rejected = std::fs::read_dir(dir.join("rejected"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| parse_name(e.file_name().to_str()?).map(|(seq, _)| seq))
+            .max()
+            .unwrap_or(0);
+        let next = entries
+            .keys()
+            .next_back()
+            .copied()
+            .unwrap_or(0)
+            .max(rejected)
+            + 1;
         Ok(Queue {
             dir: dir.to_owned(),
             max_bytes,
@@ -118,6 +133,11 @@ impl Queue {
     pub fn push(&mut self, kind: Kind, body: &[u8]) -> Result<PushNote, String> {
         let mut note = PushNote::default();
         let len = body.len() as u64;
+        if len > self.max_bytes {
+            // It could never fit: refuse it without dropping anything.
+            note.refused = true;
+            return Ok(note);
+        }
         let (_, mut total) = self.depth();
         while total + len > self.max_bytes {
             // Clips go first; pulses only when nothing else is left.

@@ -217,9 +217,12 @@ pub async fn send_queue(
         if status.stopping() {
             return;
         }
+        // Read before the queue: once the input has ended, everything it
+        // queued is on disk, so an empty queue then means all is delivered.
+        let ended = status.input_ended();
         let next = queue.lock().ok().and_then(|q| q.oldest());
         let Some((entry, body)) = next else {
-            if status.input_ended() {
+            if ended {
                 return;
             }
             // Woken by a new report, or every second to check for a stop.

@@ -25,7 +25,7 @@ fn signal(rate: u32) -> Vec<i16> {
             let mut v = 0.002 * noise();
             for onset in [1.0, 2.0] {
                 let since = t - onset;
-                if since >= 0.0 && since < 0.05 {
+                if (0.0..0.05).contains(&since) {
                     v += 0.8 * noise().signum() * (-since / 0.003).exp();
                 }
             }

@@ -346,7 +346,12 @@ async fn agents_against_analyze(n: usize) -> (usize, usize, Vec<String>) {
         );
         agents.push((spawn_agent(&config, &[]), config));
     }
-    assert_eq!(agents.len(), 6, "six recordings in FP1 test {n}");
+    // Most FP1 tests have six recordings; a few have fewer.
+    assert!(
+        agents.len() >= 4,
+        "FP1 test {n}: {} recordings",
+        agents.len()
+    );
     for (agent, config) in agents {
         let (status, log) = finish(agent, &config, Duration::from_secs(60)).await;
         assert!(status.success(), "{}: {log}", config.display());
@@ -378,6 +383,27 @@ async fn agents_against_analyze(n: usize) -> (usize, usize, Vec<String>) {
             b.len()
         ));
     }
+    // Every pulse the detector finds in the recordings was stored, once.
+    let stored = get(&server, "/v1/pulses?limit=100000").await;
+    let stored: Vec<(String, String)> = stored["pulses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["sensor"].as_str().unwrap().to_string(),
+                p["t_utc"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let want = detected(&test);
+    if stored.len() != want.len() || stored.iter().cloned().collect::<BTreeSet<_>>() != want {
+        notes.push(format!(
+            "test {n}: {} pulses stored, {} detected by `shotfix pulses`",
+            stored.len(),
+            want.len()
+        ));
+    }
     // Heartbeats arrived, and the sensors page shows them.
     let sensors = get(&server, "/v1/sensors").await;
     let beating = sensors["sensors"]
@@ -386,7 +412,12 @@ async fn agents_against_analyze(n: usize) -> (usize, usize, Vec<String>) {
         .iter()
         .filter(|s| s["heartbeat"]["software_version"].is_string())
         .count();
-    assert_eq!(beating, 6, "{sensors:#}");
+    assert_eq!(beating, recordings(&test).len(), "{sensors:#}");
+    eprintln!(
+        "FP1 test {n}: {} recordings, {} pulses",
+        recordings(&test).len(),
+        want.len()
+    );
     (agree, a.len(), notes)
 }
 
@@ -605,7 +636,7 @@ async fn bad_configs_unreachable_servers_and_full_disks_are_said_plainly() {
     let key = "00112233445566778899aabbccddeeff";
     // A bad configuration: exit 2 (the unit does not restart), one line.
     for (extra, says) in [
-        ("[clips]\npre_s = 3.0\npost_s = 3.0", "privacy"),
+        ("[clips]\npre_s = 1.0\npost_s = 3.5", "privacy"),
         ("[buffer]\nhourz = 3", "unknown field"),
         ("[detector]\ntrigger_db = 1", "detector.trigger_db"),
     ] {
@@ -682,9 +713,5 @@ async fn bad_configs_unreachable_servers_and_full_disks_are_said_plainly() {
         .count();
     assert!(queued > 0, "{log}");
     let audio = agent::buffer::segments(&state.join("audio"));
-    assert_eq!(
-        audio.len(),
-        1,
-        "only the newest second of audio is kept: {audio:?}"
-    );
+    assert!(audio.is_empty(), "the disk's reserve is kept: {audio:?}");
 }
