@@ -67,7 +67,7 @@ cargo fmt --all -- --check
 echo "== architecture invariants"
 # Architecture Invariant: the algorithmic core does no I/O and never depends on an
 # async runtime or network stack (ARCHITECTURE.md).
-for core in model dsp locate sim classify report; do
+for core in model dsp locate sim classify report wire; do
     tree="$(cargo tree -p "$core" -e normal --prefix none)"
     for banned in tokio async-std reqwest hyper; do
         if grep -q "^$banned v" <<<"$tree"; then
@@ -76,6 +76,11 @@ for core in model dsp locate sim classify report; do
         fi
     done
 done
+# unsafe code only in the agent's two audited system calls (agent::sys).
+if grep -rn --include=*.rs -E '\bunsafe\b' crates/*/src | grep -v '^crates/agent/src/sys\.rs:' | grep -vE '^[^:]+:[0-9]+:\s*//'; then
+    echo "error: unsafe code outside crates/agent/src/sys.rs" >&2
+    exit 1
+fi
 # The research-layout reader never opens the answer files.
 if grep -rn --include=*.rs -e 'survey.json' -e 'nlos-tuples' crates/formats/src crates/locate/src crates/model/src crates/dsp/src crates/classify/src crates/server/src crates/store/src crates/shotfix/src/analyze_cmd.rs crates/shotfix/src/serve_cmd.rs | grep -vE '^[^:]+:[0-9]+:\s*//'; then
     echo "error: answer files named outside evaluation code" >&2

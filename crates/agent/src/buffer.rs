@@ -123,6 +123,14 @@ impl Buffer {
         note
     }
 
+    /// Deletes the oldest segment to free space for something that matters
+    /// more (a report that could not be queued); the segment deleted.
+    pub fn free_oldest(&mut self) -> Option<PathBuf> {
+        let mut note = SpaceNote::default();
+        self.evict_oldest(&mut note)?;
+        note.evicted.pop()
+    }
+
     /// Changes the free-space reserve (pushed settings, tests).
     pub fn set_min_free_bytes(&mut self, bytes: u64) {
         self.min_free_bytes = bytes;

@@ -461,6 +461,8 @@ struct Capture {
     /// Names this run in report ids: its start (Unix ms) and a random part,
     /// so two runs never share an id even if the clock was reset.
     run_id: String,
+    /// Reports the disk could not take yet, oldest first.
+    unqueued: std::collections::VecDeque<(Kind, Vec<u8>)>,
     reports: u64,
     position: u64,
     queue_full_said: bool,
@@ -512,6 +514,7 @@ impl Capture {
             status,
             queue,
             wake,
+            unqueued: std::collections::VecDeque::new(),
             run_id: format!("{}-{:08x}", now().0 / 1_000_000, rand::random::<u32>()),
             reports: 0,
             position: 0,
@@ -545,6 +548,12 @@ impl Capture {
             self.send_clip(p);
         }
         self.buffer.close();
+        if !self.unqueued.is_empty() {
+            say(&format!(
+                "{} reports could not be written (disk full) and are lost at exit",
+                self.unqueued.len()
+            ));
+        }
         result
     }
 
@@ -683,6 +692,47 @@ impl Capture {
         self.enqueue(Kind::Clip, vec![pulse], p.clock);
     }
 
+    /// Queues one report durably; on a full disk the oldest buffered audio
+    /// goes first, as often as that helps (reports matter more).
+    fn push(&mut self, kind: Kind, body: &[u8]) -> Result<queue::PushNote, String> {
+        let push = |q: &Arc<Mutex<Queue>>| {
+            q.lock()
+                .map_err(|_| "queue lock".to_string())
+                .and_then(|mut q| q.push(kind, body))
+        };
+        let mut pushed = push(&self.queue);
+        while pushed.is_err() {
+            let Some(freed) = self.buffer.free_oldest() else {
+                break;
+            };
+            say(&format!(
+                "disk full: deleted buffered audio {} to queue a report",
+                freed.display()
+            ));
+            pushed = push(&self.queue);
+        }
+        pushed
+    }
+
+    fn say_queue_note(&mut self, note: &queue::PushNote) {
+        if note.refused || !note.dropped.is_empty() {
+            if !self.queue_full_said {
+                say(&format!(
+                    "report queue full: {} older report(s) dropped{}",
+                    note.dropped.len(),
+                    if note.refused {
+                        ", a report not queued"
+                    } else {
+                        ""
+                    }
+                ));
+                self.queue_full_said = true;
+            }
+        } else {
+            self.queue_full_said = false;
+        }
+    }
+
     fn enqueue(&mut self, kind: Kind, pulses: Vec<wire::PulseV1>, clock: wire::ClockV1) {
         self.reports += 1;
         let report = wire::ReportV1 {
@@ -695,35 +745,34 @@ impl Capture {
         let Ok(body) = serde_json::to_vec(&report) else {
             return;
         };
-        let pushed = self
-            .queue
-            .lock()
-            .map_err(|_| "queue lock".to_string())
-            .and_then(|mut q| q.push(kind, &body));
-        match pushed {
-            Ok(note) => {
-                if note.refused || !note.dropped.is_empty() {
-                    if !self.queue_full_said {
+        self.unqueued.push_back((kind, body));
+        // Oldest first, so the queue keeps the order reports were made in.
+        while let Some((kind, body)) = self.unqueued.pop_front() {
+            match self.push(kind, &body) {
+                Ok(note) => self.say_queue_note(&note),
+                Err(e) => {
+                    self.unqueued.push_front((kind, body));
+                    if self.unqueued.len() > MAX_UNQUEUED {
+                        self.unqueued.pop_front();
                         say(&format!(
-                            "report queue full: {} older report(s) dropped{}",
-                            note.dropped.len(),
-                            if note.refused {
-                                ", a report not queued"
-                            } else {
-                                ""
-                            }
+                            "report not queued ({e}), and {MAX_UNQUEUED} more wait in memory: the oldest is dropped"
                         ));
-                        self.queue_full_said = true;
+                    } else if self.unqueued.len() == 1 {
+                        say(&format!(
+                            "report not queued ({e}): kept in memory until the disk has room"
+                        ));
                     }
-                } else {
-                    self.queue_full_said = false;
+                    break;
                 }
             }
-            Err(e) => say(&format!("report not queued: {e}")),
         }
         self.wake.notify_one();
     }
 }
+
+/// Reports kept in memory while the disk cannot take them (a full disk with no
+/// buffered audio left to delete): about an hour of a busy sensor's pulses.
+const MAX_UNQUEUED: usize = 10_000;
 
 fn detector(
     rate: u32,

@@ -11,6 +11,9 @@
 //!    `SHOTFIX_SLOW=1`); one agent is killed (SIGKILL) during the cut and
 //!    restarted with `--drain`. Every pulse the detector finds arrives once.
 //! 3. `bad_configs_unreachable_servers_and_full_disks_are_said_plainly`.
+//! 4. `a_real_full_disk_evicts_the_oldest_audio_and_keeps_every_report`
+//!    (ignored: it mounts a 2 MB tmpfs, which needs root; run with
+//!    `--ignored`): the agent fills a real file system with its audio buffer.
 
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
@@ -714,4 +717,93 @@ async fn bad_configs_unreachable_servers_and_full_disks_are_said_plainly() {
     assert!(queued > 0, "{log}");
     let audio = agent::buffer::segments(&state.join("audio"));
     assert!(audio.is_empty(), "the disk's reserve is kept: {audio:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "mounts a tmpfs (needs root): cargo test --test sensor -- --ignored"]
+async fn a_real_full_disk_evicts_the_oldest_audio_and_keeps_every_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = dir.path().join("disk");
+    std::fs::create_dir_all(&disk).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs", s(&disk)])
+        .status()
+        .unwrap();
+    assert!(mounted.success(), "mount a 2 MB tmpfs");
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(disk.clone());
+    // 60 s at 48 kHz (5.8 MB as the buffer keeps it): three times the disk.
+    let rate = 48_000u32;
+    let mut seed = 7u32;
+    let samples: Vec<f32> = (0..60 * rate)
+        .map(|n| {
+            seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            let noise = (seed >> 8) as f32 / (1u32 << 24) as f32 - 0.5;
+            let since = (n % (2 * rate)) as f32 / rate as f32 - 1.0;
+            let burst = if (0.0..0.05).contains(&since) {
+                0.8 * noise.signum() * (-since / 0.003).exp()
+            } else {
+                0.0
+            };
+            0.002 * noise + burst
+        })
+        .collect();
+    let wav = dir.path().join("street.wav");
+    std::fs::write(&wav, agent::clip::wav_bytes(&samples, rate)).unwrap();
+    let test = pittsburgh_test("FP1", 6);
+    let server = server_for(&test, dir.path()).await;
+    let key = server.keys.values().next().unwrap().clone();
+    let sensor = server
+        .keys
+        .iter()
+        .find(|(_, k)| **k == key)
+        .unwrap()
+        .0
+        .clone();
+    let state = disk.join("state");
+    let config = dir.path().join("full.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "sensor = \"{sensor}\"\nkey_hex = \"{key}\"\nstate_dir = \"{}\"\n\n[server]\nurl = \"{}\"\n\n[input]\nkind = \"wav\"\npath = \"{}\"\nstart_utc = \"2026-11-22T02:00:00Z\"\nspeed = 0\n\n[clock]\nsource = \"recording\"\n\n[buffer]\nsegment_s = 5\nmin_free_mb = 0\n",
+            state.display(),
+            server.base,
+            wav.display()
+        ),
+    )
+    .unwrap();
+    let agent = spawn_agent(&config, &[]);
+    let (status, log) = finish(agent, &config, Duration::from_secs(60)).await;
+    assert!(status.success(), "{log}");
+    assert!(log.contains("disk nearly full"), "{log}");
+    // The newest audio is what is left, in whole segments, up to the end.
+    let kept = agent::buffer::segments(&state.join("audio"));
+    assert!(!kept.is_empty() && kept.len() < 12, "{kept:?}");
+    let start = model::UtcNanos::parse_rfc3339("2026-11-22T02:00:00Z").unwrap();
+    let first_kept = kept[0].start.seconds_since(start);
+    assert!(first_kept >= 20.0, "the oldest audio went first: {kept:?}");
+    for pair in kept.windows(2) {
+        assert!(
+            (pair[1].start.seconds_since(pair[0].start) - 5.0).abs() < 1e-3,
+            "{kept:?}"
+        );
+    }
+    // Every burst's first arrival reached the server.
+    let stored = get(&server, &format!("/v1/pulses?limit=100000&sensor={sensor}")).await;
+    let firsts = stored["pulses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["features"]["rank"] == 0)
+        .count();
+    assert_eq!(firsts, 30, "{log}");
+    eprintln!(
+        "2 MB disk: {} segments kept from {first_kept:.0} s of 60 s; 30 of 30 bursts reported",
+        kept.len()
+    );
 }
