@@ -61,6 +61,14 @@ if ! command -v pdftoppm >/dev/null; then
     command -v pdftoppm >/dev/null || echo "warning: no pdftoppm (Debian: poppler-utils): the PDF report tests will fail" >&2
 fi
 
+# The sensor agent's ALSA input (cargo feature `alsa`) builds against the ALSA
+# headers: install them when missing and the machine can.
+if ! pkg-config --exists alsa 2>/dev/null; then
+    if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+        apt-get install -y -q libasound2-dev pkg-config >/dev/null || echo "warning: could not install libasound2-dev" >&2
+    fi
+fi
+
 echo "== format"
 cargo fmt --all -- --check
 
@@ -112,5 +120,20 @@ bash scripts/fetch-cap-schema.sh
 echo "== clippy"
 cargo clippy --release --workspace --all-targets --locked -- -D warnings
 
+echo "== clippy (the agent's ALSA input)"
+if pkg-config --exists alsa 2>/dev/null; then
+    cargo clippy --release -p agent --features alsa --locked -- -D warnings
+else
+    echo "warning: no ALSA headers (Debian: libasound2-dev): the ALSA input is not checked" >&2
+fi
+
 echo "== tests"
 cargo test --release --workspace --locked
+
+# A real full disk for the sensor agent: mounts a 2 MB tmpfs, so only as root.
+if [ "$(id -u)" = 0 ]; then
+    echo "== tests that need root (a real full disk)"
+    cargo test --release -p shotfix --test sensor --locked -- --ignored
+else
+    echo "warning: not root: the sensor agent's real full-disk test is not run" >&2
+fi
