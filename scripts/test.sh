@@ -133,7 +133,7 @@ cargo test --release --workspace --locked
 # A real full disk for the sensor agent: mounts a 2 MB tmpfs, so only as root.
 if [ "$(id -u)" = 0 ]; then
     echo "== tests that need root (a real full disk)"
-    cargo test --release -p shotfix --test sensor --locked -- --ignored
+    cargo test --release --workspace --test sensor --locked -- --ignored
 else
     echo "warning: not root: the sensor agent's real full-disk test is not run" >&2
 fi
