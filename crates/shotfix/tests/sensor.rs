@@ -127,6 +127,11 @@ async fn server_with(test: &Path, dir: &Path, mqtt: Option<(&str, &str)>) -> Ser
         m.insert("topic".into(), topic.into());
         m.insert("client_id".into(), format!("sensor-test-{port}").into());
         config.insert("mqtt".into(), m.into());
+        // Settings for the sensors to take from their heartbeats' answers.
+        let mut a = toml::Table::new();
+        a.insert("suppress_speech".into(), true.into());
+        a.insert("clip_post_s".into(), 0.5.into());
+        config.insert("agent".into(), a.into());
     }
     let sensors = config["sensors"].as_array_mut().unwrap();
     for a in &audio.sensors {
@@ -578,7 +583,7 @@ async fn a_network_cut_loses_and_duplicates_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn agents_report_through_an_mqtt_broker() {
+async fn agents_report_through_an_mqtt_broker_and_take_pushed_settings() {
     let broker =
         std::env::var("SHOTFIX_MQTT_URL").unwrap_or_else(|_| "mqtt://127.0.0.1:1883".into());
     let test = pittsburgh_test("FP1", 5);
@@ -602,6 +607,14 @@ async fn agents_report_through_an_mqtt_broker() {
     for (agent, config) in agents {
         let (status, log) = finish(agent, &config, Duration::from_secs(60)).await;
         assert!(status.success(), "{}: {log}", config.display());
+        // The server's settings were pushed, taken and kept for a restart.
+        assert!(log.contains("the server pushed settings"), "{log}");
+        let kept: server::wire::AgentSettingsV1 = serde_json::from_str(
+            &std::fs::read_to_string(config.parent().unwrap().join("settings.json")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(kept.suppress_speech, Some(true));
+        assert_eq!(kept.clip_post_s, Some(0.5));
     }
     let want = detected(&test);
     // The server takes reports off the broker asynchronously.
