@@ -367,7 +367,13 @@ async fn heartbeats(
                 settings_version: effective.settings_version.clone(),
             };
             match uplink::heartbeat(&http, &config.server.url, &config.sensor, &key, &beat).await {
-                Ok(pushed) => {
+                Ok(reply) => {
+                    for request in &reply.clip_requests {
+                        let ended = status.input_ended();
+                        answer_clip_request(config, paths, &http, &key, &effective, ended, request)
+                            .await;
+                    }
+                    let pushed = reply.settings;
                     if beat_failing {
                         say("heartbeat delivered again");
                         beat_failing = false;
@@ -405,6 +411,75 @@ async fn heartbeats(
         if status.stopping() {
             return;
         }
+    }
+}
+
+/// Cuts a requested stretch from the rolling buffer and sends it (or why it
+/// cannot). The sensor's own limits hold: at most [`wire::MAX_REQUEST_S`],
+/// and the speech band removed if its clips have it removed.
+async fn answer_clip_request(
+    config: &AgentConfig,
+    paths: &Paths,
+    http: &reqwest::Client,
+    key: &[u8],
+    effective: &Effective,
+    input_ended: bool,
+    request: &wire::ClipRequestV1,
+) {
+    // Audio still being written (the open segment) is cut once its segment
+    // is closed: the request stays pending and comes again with the next
+    // heartbeat's answer.
+    if let Ok(from) = UtcNanos::parse_rfc3339(&request.from_utc) {
+        let end = from.offset_by_seconds(request.seconds.clamp(0.0, wire::MAX_REQUEST_S));
+        let open = buffer::segments(&paths.audio).last().map(|s| s.start);
+        if !input_ended && config.buffer.hours > 0.0 && open.is_none_or(|start| end > start) {
+            return;
+        }
+    }
+    let cut = || -> Result<String, String> {
+        if !(request.seconds.is_finite()
+            && request.seconds > 0.0
+            && request.seconds <= wire::MAX_REQUEST_S)
+        {
+            return Err(format!(
+                "{} s asked: at most {} s (this sensor's privacy limit)",
+                request.seconds,
+                wire::MAX_REQUEST_S
+            ));
+        }
+        let from =
+            UtcNanos::parse_rfc3339(&request.from_utc).map_err(|e| format!("from_utc: {e}"))?;
+        let Some((mut samples, rate)) = buffer::cut(&paths.audio, from, request.seconds)? else {
+            return Err("not in the audio buffer (evicted, or never recorded)".into());
+        };
+        if effective.suppress_speech {
+            clip::suppress_speech(&mut samples, rate);
+        }
+        Ok(base64::engine::general_purpose::STANDARD.encode(clip::wav_bytes(&samples, rate)))
+    };
+    let (wav_b64, error) = match cut() {
+        Ok(b64) => (Some(b64), None),
+        Err(e) => (None, Some(e)),
+    };
+    say(&format!(
+        "clip request {}: {} s from {}: {}",
+        request.id,
+        request.seconds,
+        request.from_utc,
+        error.as_deref().unwrap_or("sending the audio")
+    ));
+    let upload = wire::ClipUploadV1 {
+        version: 1,
+        sensor: config.sensor.clone(),
+        request: request.id.clone(),
+        wav_b64,
+        error,
+    };
+    if let Err(e) =
+        uplink::upload_clip(http, &config.server.url, &config.sensor, key, &upload).await
+    {
+        // Still pending on the server: asked again with the next heartbeat.
+        say(&format!("clip request {}: {e}", request.id));
     }
 }
 

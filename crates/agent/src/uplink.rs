@@ -285,20 +285,19 @@ pub async fn send_queue(
     }
 }
 
-/// Sends one heartbeat and takes the settings in its answer. Returns new
-/// settings when the server pushed some (already checked against its
-/// signature).
-pub async fn heartbeat(
+/// Posts a signed JSON body to `path` on the server; the answer's status and
+/// body.
+async fn post_signed(
     client: &reqwest::Client,
     url: &str,
+    path: &str,
     sensor: &str,
     key: &[u8],
-    beat: &wire::HeartbeatV1,
-) -> Result<Option<wire::AgentSettingsV1>, String> {
-    let body = serde_json::to_vec(beat).map_err(|e| e.to_string())?;
+    body: Vec<u8>,
+) -> Result<reqwest::Response, String> {
     let ts = crate::now().0 / 1_000_000;
-    let r = client
-        .post(format!("{}/v1/heartbeats", url.trim_end_matches('/')))
+    client
+        .post(format!("{}{path}", url.trim_end_matches('/')))
         .header("content-type", "application/json")
         .header(wire::SENSOR_HEADER, sensor)
         .header(wire::TIMESTAMP_HEADER, ts.to_string())
@@ -306,7 +305,41 @@ pub async fn heartbeat(
         .body(body)
         .send()
         .await
-        .map_err(|e| one_line(&e))?;
+        .map_err(|e| one_line(&e))
+}
+
+/// Answers a clip request (`POST /v1/clip-uploads`).
+pub async fn upload_clip(
+    client: &reqwest::Client,
+    url: &str,
+    sensor: &str,
+    key: &[u8],
+    upload: &wire::ClipUploadV1,
+) -> Result<(), String> {
+    let body = serde_json::to_vec(upload).map_err(|e| e.to_string())?;
+    let r = post_signed(client, url, "/v1/clip-uploads", sensor, key, body).await?;
+    if r.status().is_success() {
+        return Ok(());
+    }
+    let status = r.status();
+    let text = r.text().await.unwrap_or_default();
+    Err(format!(
+        "clip upload: HTTP {status}: {}",
+        text.chars().take(200).collect::<String>()
+    ))
+}
+
+/// Sends one heartbeat; the server's answer, checked against its signature
+/// (pushed settings, clip requests).
+pub async fn heartbeat(
+    client: &reqwest::Client,
+    url: &str,
+    sensor: &str,
+    key: &[u8],
+    beat: &wire::HeartbeatV1,
+) -> Result<wire::HeartbeatReplyV1, String> {
+    let body = serde_json::to_vec(beat).map_err(|e| e.to_string())?;
+    let r = post_signed(client, url, "/v1/heartbeats", sensor, key, body).await?;
     let status = r.status();
     let header = |name: &str| {
         r.headers()
@@ -339,7 +372,7 @@ pub async fn heartbeat(
     if reply.sensor != sensor {
         return Err(format!("heartbeat answer is for sensor {:?}", reply.sensor));
     }
-    Ok(reply.settings)
+    Ok(reply)
 }
 
 #[cfg(test)]

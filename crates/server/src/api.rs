@@ -96,6 +96,19 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/", get(index))
         .route("/v1/reports", post(crate::ingest::post_report))
         .route("/v1/heartbeats", post(crate::health::post_heartbeat))
+        .route("/v1/clip-uploads", post(crate::health::post_clip_upload))
+        .route(
+            "/v1/sensors/{id}/clip-requests",
+            post(crate::health::request_clip),
+        )
+        .route(
+            "/v1/clip-requests/{id}",
+            get(crate::health::clip_request_status),
+        )
+        .route(
+            "/v1/clip-requests/{id}/wav",
+            get(crate::health::clip_request_wav),
+        )
         .route("/v1/health", get(health))
         .route("/metrics", get(metrics))
         .route("/v1/openapi.json", get(openapi))

@@ -194,6 +194,9 @@ pub struct LimitsConfig {
     /// GPS-timed onset (0.29 ms): a larger clock error would move shots further
     /// than the uncertainty the solver reports for them.
     pub max_clock_error_ms: f64,
+    /// Largest clip upload (a sensor's answer to a clip request), bytes: 30 s
+    /// of 48 kHz 16-bit audio is 2.9 MB, 3.8 MB in base64.
+    pub max_clip_upload_bytes: usize,
 }
 
 impl Default for LimitsConfig {
@@ -205,6 +208,7 @@ impl Default for LimitsConfig {
             burst: 100.0,
             max_clock_skew_s: 300.0,
             max_clock_error_ms: 1.0,
+            max_clip_upload_bytes: 16 << 20,
         }
     }
 }
@@ -566,6 +570,9 @@ impl ServerConfig {
         let l = &self.limits;
         if !(l.reports_per_s > 0.0 && l.burst >= 1.0 && l.max_clock_skew_s > 0.0) {
             return Err("limits: reports_per_s and max_clock_skew_s must be > 0, burst ≥ 1".into());
+        }
+        if l.max_clip_upload_bytes < 1 << 16 {
+            return Err("limits.max_clip_upload_bytes: at least 65536".into());
         }
         if !fine(l.max_clock_error_ms, 0.0, 60_000.0) {
             return Err("limits.max_clock_error_ms: must be 0–60000".into());

@@ -202,11 +202,20 @@ pub(crate) fn authenticate<'a>(
     app: &'a App,
     signed: &Signed<'_>,
 ) -> Result<&'a crate::SensorEntry, Rejection> {
+    authenticate_up_to(app, signed, app.config.limits.max_body_bytes)
+}
+
+/// [`authenticate`] with another size limit (clip uploads).
+pub(crate) fn authenticate_up_to<'a>(
+    app: &'a App,
+    signed: &Signed<'_>,
+    max_bytes: usize,
+) -> Result<&'a crate::SensorEntry, Rejection> {
     let limits = &app.config.limits;
-    if signed.body.len() > limits.max_body_bytes {
+    if signed.body.len() > max_bytes {
         return Err(Rejection::new(
             Reason::Oversized,
-            format!("report body larger than {} bytes", limits.max_body_bytes),
+            format!("report body larger than {max_bytes} bytes"),
         ));
     }
     let sensor_id = signed.sensor;
@@ -290,7 +299,7 @@ pub async fn post_report(
     headers: HeaderMap,
     body: Body,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let (parts, body) = read_signed(&app, &headers, body).await?;
+    let (parts, body) = read_signed(&app, &headers, body, app.config.limits.max_body_bytes).await?;
     let signed = parts.signed(&body);
     let outcome = submit(&app, Transport::Http, signed).await;
     let status = outcome.status();
@@ -335,8 +344,8 @@ pub(crate) async fn read_signed(
     app: &App,
     headers: &HeaderMap,
     body: Body,
+    limit: usize,
 ) -> Result<(SignedParts, Bytes), ApiError> {
-    let limit = app.config.limits.max_body_bytes;
     let refused = |reason, message: String| {
         ApiError::Refused(refuse(
             app,

@@ -186,6 +186,15 @@ async fn each_role_may_do_exactly_what_it_should() {
             &evidence,
         ),
         (
+            Method::POST,
+            format!(
+                "/v1/sensors/{}/clip-requests",
+                clip.split('/').next().unwrap()
+            ),
+            Some(json!({"from_utc": "2026-11-21T12:00:00Z", "seconds": 2.0, "reason": "case 1"})),
+            &evidence,
+        ),
+        (
             Method::GET,
             format!("/v1/incidents/{id}/history"),
             None,

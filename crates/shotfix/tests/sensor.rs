@@ -820,3 +820,94 @@ async fn a_real_full_disk_evicts_the_oldest_audio_and_keeps_every_report() {
         kept.len()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_investigator_gets_a_stretch_of_a_sensors_buffered_audio() {
+    let test = pittsburgh_test("FP1", 7);
+    let dir = tempfile::tempdir().unwrap();
+    let server = server_for(&test, dir.path()).await;
+    let (sensor, wav) = recordings(&test).remove(0);
+    let key = server.keys.get(&sensor).unwrap().clone();
+    let config = agent_config(
+        dir.path(),
+        &sensor,
+        &key,
+        &server.base,
+        &format!("kind = \"wav\"\npath = \"{}\"\nspeed = 1.0", wav.display()),
+        "[buffer]\nsegment_s = 1\n",
+    );
+    let agent = spawn_agent(&config, &[]);
+    let source = formats::read_wav(&wav).unwrap();
+    let meta: Value =
+        serde_json::from_str(&std::fs::read_to_string(wav.with_extension("json")).unwrap())
+            .unwrap();
+    let start = model::UtcNanos::parse_rfc3339(meta["timestamp"].as_str().unwrap()).unwrap();
+    let client = reqwest::Client::new();
+    let ask = |from: model::UtcNanos, seconds: f64| {
+        client
+            .post(format!("{}/v1/sensors/{sensor}/clip-requests", server.base))
+            .bearer_auth(&server.token)
+            .json(&serde_json::json!({
+                "from_utc": from.to_rfc3339(), "seconds": seconds,
+                "reason": "case 26-1234: the second before the first round"
+            }))
+            .send()
+    };
+    let too_long = ask(start, 31.0).await.unwrap();
+    assert_eq!(too_long.status(), 400);
+    let asked: Value = ask(start.offset_by_seconds(0.5), 2.0)
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = asked["id"].as_str().unwrap().to_string();
+    let absent: Value = ask(start.offset_by_seconds(-3600.0), 2.0)
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let absent = absent["id"].as_str().unwrap().to_string();
+    let (status, log) = finish(agent, &config, Duration::from_secs(60)).await;
+    assert!(status.success(), "{log}");
+    let state = get(&server, &format!("/v1/clip-requests/{id}")).await;
+    assert_eq!(state["status"], "answered", "{state:#}\n{log}");
+    assert!(state["requested_by"]
+        .as_str()
+        .unwrap()
+        .contains("sensor-test"));
+    let refused = get(&server, &format!("/v1/clip-requests/{absent}")).await;
+    assert_eq!(refused["status"], "refused", "{refused:#}");
+    assert!(refused["error"]
+        .as_str()
+        .unwrap()
+        .contains("not in the audio buffer"));
+    let bytes = reqwest::Client::new()
+        .get(format!("{}/v1/clip-requests/{id}/wav", server.base))
+        .bearer_auth(&server.token)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let got = formats::parse_wav_bytes(Path::new("clip.wav"), &bytes).unwrap();
+    let rate = source.sample_rate_hz as usize;
+    assert_eq!(got.sample_rate_hz, source.sample_rate_hz);
+    assert_eq!(got.samples.len(), 2 * rate);
+    // The sensor's own audio, sample for sample (16-bit in, 16-bit kept).
+    let want = &source.samples[rate / 2..rate / 2 + 2 * rate];
+    let worst = got
+        .samples
+        .iter()
+        .zip(want)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    assert!(worst <= 1.0 / 32_768.0, "{worst}");
+    // Audio needs a caller with the audio permission.
+    let anonymous = reqwest::get(format!("{}/v1/clip-requests/{id}/wav", server.base))
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
+}

@@ -93,7 +93,7 @@ pub(crate) enum Arg<'a> {
     Int(Option<i64>),
     Real(Option<f64>),
     Text(Option<&'a str>),
-    Blob(&'a [u8]),
+    Blob(Option<&'a [u8]>),
     Bool(bool),
 }
 
@@ -134,6 +134,11 @@ impl<'a> From<Option<&'a str>> for Arg<'a> {
 }
 impl<'a> From<&'a [u8]> for Arg<'a> {
     fn from(v: &'a [u8]) -> Self {
+        Arg::Blob(Some(v))
+    }
+}
+impl<'a> From<Option<&'a [u8]>> for Arg<'a> {
+    fn from(v: Option<&'a [u8]>) -> Self {
         Arg::Blob(v)
     }
 }

@@ -117,6 +117,36 @@ pub struct PulseRow {
     pub extra_json: Option<String>,
 }
 
+/// A request for a stretch of a sensor's buffered audio (an investigation).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClipRequestRow {
+    pub id: String,
+    pub sensor: String,
+    pub from_ns: i64,
+    pub seconds: f64,
+    /// The caller who asked (`user:…` or `token:…`).
+    pub requested_by: String,
+    pub reason: Option<String>,
+    pub created_ns: i64,
+    pub answered_ns: Option<i64>,
+    /// The sensor's reason for sending no audio.
+    pub error: Option<String>,
+}
+
+fn clip_request_row(r: &mut Row) -> Result<ClipRequestRow, DbError> {
+    Ok(ClipRequestRow {
+        id: r.text()?,
+        sensor: r.text()?,
+        from_ns: r.int()?,
+        seconds: r.real()?,
+        requested_by: r.text()?,
+        reason: r.opt_text()?,
+        created_ns: r.int()?,
+        answered_ns: r.opt_int()?,
+        error: r.opt_text()?,
+    })
+}
+
 /// A short audio clip around a pulse, as a WAV file.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClipRow {
@@ -443,6 +473,83 @@ impl Db {
                     alt_m: r.real()?,
                 })
             },
+        )
+    }
+
+    // ---- clip requests ------------------------------------------------------
+
+    /// Records a request for a stretch of a sensor's buffered audio.
+    pub fn insert_clip_request(&mut self, r: &ClipRequestRow) -> Result<(), StoreError> {
+        self.execute(
+            "save clip request",
+            "INSERT INTO clip_requests (id, sensor, from_ns, seconds, requested_by, reason, created_ns)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            &args![
+                &r.id,
+                &r.sensor,
+                r.from_ns,
+                r.seconds,
+                &r.requested_by,
+                r.reason.as_deref(),
+                r.created_ns
+            ],
+        )
+        .map(drop)
+    }
+
+    /// One request, without its audio.
+    pub fn clip_request(&self, id: &str) -> Result<Option<ClipRequestRow>, StoreError> {
+        self.row(
+            "read clip request",
+            "SELECT id, sensor, from_ns, seconds, requested_by, reason, created_ns, answered_ns, error
+             FROM clip_requests WHERE id = ?1",
+            &args![id],
+            clip_request_row,
+        )
+    }
+
+    /// A sensor's unanswered requests, oldest first.
+    pub fn pending_clip_requests(
+        &self,
+        sensor: &str,
+        limit: usize,
+    ) -> Result<Vec<ClipRequestRow>, StoreError> {
+        self.rows(
+            "list clip requests",
+            "SELECT id, sensor, from_ns, seconds, requested_by, reason, created_ns, answered_ns, error
+             FROM clip_requests WHERE sensor = ?1 AND answered_ns IS NULL
+             ORDER BY created_ns, id LIMIT ?2",
+            &args![sensor, limit as i64],
+            clip_request_row,
+        )
+    }
+
+    /// Answers a pending request of `sensor` with audio or the reason there is
+    /// none; false when there is no such pending request.
+    pub fn answer_clip_request(
+        &mut self,
+        id: &str,
+        sensor: &str,
+        wav: Option<&[u8]>,
+        error: Option<&str>,
+        now_ns: i64,
+    ) -> Result<bool, StoreError> {
+        let n = self.execute(
+            "answer clip request",
+            "UPDATE clip_requests SET answered_ns = ?1, wav = ?2, error = ?3
+             WHERE id = ?4 AND sensor = ?5 AND answered_ns IS NULL",
+            &args![now_ns, wav, error, id, sensor],
+        )?;
+        Ok(n > 0)
+    }
+
+    /// The audio a sensor sent for a request, once answered.
+    pub fn clip_request_wav(&self, id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.row(
+            "read requested clip",
+            "SELECT wav FROM clip_requests WHERE id = ?1 AND wav IS NOT NULL",
+            &args![id],
+            Row::blob,
         )
     }
 

@@ -232,4 +232,23 @@ CREATE TABLE heartbeats (
 );
 "#,
     },
+    Migration {
+        version: 4,
+        name: "clip requests to sensors",
+        sqlite: r#"
+CREATE TABLE clip_requests (
+    id TEXT PRIMARY KEY,
+    sensor TEXT NOT NULL,
+    from_ns INTEGER NOT NULL,
+    seconds REAL NOT NULL,
+    requested_by TEXT NOT NULL,
+    reason TEXT,
+    created_ns INTEGER NOT NULL,
+    answered_ns INTEGER,
+    error TEXT,
+    wav BLOB
+);
+CREATE INDEX clip_requests_pending ON clip_requests (sensor, answered_ns);
+"#,
+    },
 ];

@@ -155,6 +155,41 @@ pub struct HeartbeatReplyV1 {
     /// The settings, when the heartbeat named another version.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub settings: Option<AgentSettingsV1>,
+    /// Stretches of buffered audio the server asks for (an investigation);
+    /// the sensor answers each with `POST /v1/clip-uploads`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub clip_requests: Vec<ClipRequestV1>,
+}
+
+/// Longest stretch of buffered audio one request may ask for, seconds. A
+/// sensor refuses longer ones: its buffer is for cutting out a moment, not
+/// for listening to a street.
+pub const MAX_REQUEST_S: f64 = 30.0;
+
+/// A request for a stretch of a sensor's rolling audio buffer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClipRequestV1 {
+    pub id: String,
+    /// Start, RFC 3339 UTC.
+    pub from_utc: String,
+    /// Length, seconds (at most [`MAX_REQUEST_S`]).
+    pub seconds: f64,
+}
+
+/// A sensor's answer to a [`ClipRequestV1`], `POST /v1/clip-uploads`, signed
+/// like a report: the audio as a WAV file, or why there is none.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClipUploadV1 {
+    pub version: u32,
+    pub sensor: String,
+    /// The request's id.
+    pub request: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wav_b64: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// One pulse in a report.
