@@ -240,7 +240,7 @@ CREATE TABLE clip_requests (
     id TEXT PRIMARY KEY,
     sensor TEXT NOT NULL,
     from_ns INTEGER NOT NULL,
-    seconds REAL NOT NULL,
+    seconds DOUBLE PRECISION NOT NULL,
     requested_by TEXT NOT NULL,
     reason TEXT,
     created_ns INTEGER NOT NULL,
