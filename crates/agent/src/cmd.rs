@@ -2,11 +2,45 @@
 //! `shotfix-sensor` binary: run the agent, check its configuration, or cut a
 //! clip from its audio buffer.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use crate::config::AgentConfig;
 use crate::AgentError;
+
+/// The options of `shotfix sensor` and `shotfix-sensor`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The agent's configuration (packaging/sensor.toml is an example).
+    #[arg(long)]
+    pub config: PathBuf,
+    /// Check the configuration and exit.
+    #[arg(long)]
+    pub check: bool,
+    /// Send what is queued and exit, without reading the input.
+    #[arg(long)]
+    pub drain: bool,
+    /// Cut a clip from the rolling audio buffer instead: its start (RFC 3339)…
+    #[arg(long, requires = "out")]
+    pub clip_from: Option<String>,
+    /// …its length in seconds…
+    #[arg(long, default_value_t = 2.0)]
+    pub clip_seconds: f64,
+    /// …and the WAV file to write.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+/// Runs the command line.
+pub fn main(a: &Args) -> ExitCode {
+    run(
+        &a.config,
+        a.check,
+        a.drain,
+        a.clip_from.as_deref().zip(a.out.as_deref()),
+        a.clip_seconds,
+    )
+}
 
 /// Runs the command; exit 2 for a configuration that cannot work (the
 /// systemd unit does not restart on it), 1 for a failure at run time.

@@ -40,28 +40,17 @@ pub async fn post_heartbeat(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let (parts, body) =
-        ingest::read_signed(&app, &headers, body, app.config.limits.max_body_bytes).await?;
-    let signed = parts.signed(&body);
+    let (sensor, sensor_id, body) =
+        signed_request(&app, &headers, body, app.config.limits.max_body_bytes).await?;
     let refuse = |r: Rejection| ApiError::Refused(ingest::refuse(&app, Transport::Http, r));
-    let sensor = ingest::authenticate(&app, &signed).map_err(refuse)?;
-    if !ingest::take_token(&app, sensor) {
-        return Err(refuse(Rejection::new(
-            Reason::RateLimited,
-            format!(
-                "sensor {} is sending faster than its rate limit",
-                signed.sensor
-            ),
-        )));
-    }
     let beat: HeartbeatV1 = serde_json::from_slice(&body).map_err(|e| {
         refuse(Rejection::new(
             Reason::Malformed,
             format!("heartbeat is not valid v1 JSON: {e}"),
         ))
     })?;
-    check(&beat, signed.sensor).map_err(|e| refuse(Rejection::new(Reason::Invalid, e)))?;
-    let id = signed.sensor.to_string();
+    check(&beat, sensor_id.as_str()).map_err(|e| refuse(Rejection::new(Reason::Invalid, e)))?;
+    let id = sensor_id.clone();
     let doc = String::from_utf8_lossy(&body).into_owned();
     let received = crate::now_ns();
     app.writer
@@ -74,13 +63,13 @@ pub async fn post_heartbeat(
             ))
         })?;
     let wanted = app.config.agent.version();
-    let id = signed.sensor.to_string();
+    let id = sensor_id.clone();
     let pending = app
         .read(move |db| db.pending_clip_requests(&id, MAX_REQUESTS_PER_BEAT))
         .await?;
     let reply = HeartbeatReplyV1 {
         version: wire::HEARTBEAT_VERSION,
-        sensor: signed.sensor.to_string(),
+        sensor: sensor_id.clone(),
         settings: (beat.settings_version != wanted).then(|| app.config.agent.clone()),
         settings_version: wanted,
         clip_requests: pending
@@ -110,6 +99,31 @@ pub async fn post_heartbeat(
         }
     }
     Ok(response)
+}
+
+/// A signed request from a sensor, through ingest's checks 1–5 (size, who,
+/// signature, freshness, rate): the sensor, its id and the body.
+async fn signed_request<'a>(
+    app: &'a App,
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<(&'a crate::SensorEntry, String, axum::body::Bytes), ApiError> {
+    let (parts, body) = ingest::read_signed(app, headers, body, limit).await?;
+    let signed = parts.signed(&body);
+    let refuse = |r: Rejection| ApiError::Refused(ingest::refuse(app, Transport::Http, r));
+    let sensor = ingest::authenticate_up_to(app, &signed, limit).map_err(refuse)?;
+    if !ingest::take_token(app, sensor) {
+        return Err(refuse(Rejection::new(
+            Reason::RateLimited,
+            format!(
+                "sensor {} is sending faster than its rate limit",
+                signed.sensor
+            ),
+        )));
+    }
+    let id = signed.sensor.to_string();
+    Ok((sensor, id, body))
 }
 
 /// Checks a heartbeat's content.
@@ -289,19 +303,8 @@ pub async fn post_clip_upload(
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
     let limit = app.config.limits.max_clip_upload_bytes;
-    let (parts, body) = ingest::read_signed(&app, &headers, body, limit).await?;
-    let signed = parts.signed(&body);
+    let (_, sensor_id, body) = signed_request(&app, &headers, body, limit).await?;
     let refuse = |r: Rejection| ApiError::Refused(ingest::refuse(&app, Transport::Http, r));
-    let sensor = ingest::authenticate_up_to(&app, &signed, limit).map_err(refuse)?;
-    if !ingest::take_token(&app, sensor) {
-        return Err(refuse(Rejection::new(
-            Reason::RateLimited,
-            format!(
-                "sensor {} is sending faster than its rate limit",
-                signed.sensor
-            ),
-        )));
-    }
     let upload: wire::ClipUploadV1 = serde_json::from_slice(&body).map_err(|e| {
         refuse(Rejection::new(
             Reason::Malformed,
@@ -309,7 +312,7 @@ pub async fn post_clip_upload(
         ))
     })?;
     let invalid = |m: String| refuse(Rejection::new(Reason::Invalid, m));
-    if upload.version != 1 || upload.sensor != signed.sensor {
+    if upload.version != 1 || upload.sensor != sensor_id.as_str() {
         return Err(invalid(format!(
             "clip upload version {} for sensor {:?}: version 1 from the signing sensor",
             upload.version, upload.sensor
@@ -332,7 +335,7 @@ pub async fn post_clip_upload(
             ))
         }
     };
-    let (id, who) = (upload.request.clone(), signed.sensor.to_string());
+    let (id, who) = (upload.request.clone(), sensor_id.clone());
     let now = crate::now_ns();
     let answered = app
         .writer

@@ -265,26 +265,7 @@ enum Command {
         out: PathBuf,
     },
     /// The sensor agent: detect pulses in live or recorded audio and report them to a server (docs/sensor.md). Exit 2: the configuration is wrong.
-    Sensor {
-        /// The agent's configuration (packaging/sensor.toml is an example).
-        #[arg(long)]
-        config: PathBuf,
-        /// Check the configuration and exit.
-        #[arg(long)]
-        check: bool,
-        /// Send what is queued and exit, without reading the input.
-        #[arg(long)]
-        drain: bool,
-        /// Cut a clip from the rolling audio buffer instead: its start (RFC 3339)…
-        #[arg(long, requires = "out")]
-        clip_from: Option<String>,
-        /// …its length in seconds…
-        #[arg(long, default_value_t = 2.0)]
-        clip_seconds: f64,
-        /// …and the WAV file to write.
-        #[arg(long)]
-        out: Option<PathBuf>,
-    },
+    Sensor(agent::cmd::Args),
     /// Evidence bundles: export a stored incident, pack a folder of recordings, verify a bundle.
     #[command(subcommand)]
     Evidence(EvidenceCommand),
@@ -417,22 +398,7 @@ fn main() -> ExitCode {
         }) => eval::pittsburgh(&dir, verbose, json, audio),
         Command::Simulate { scenario, out } => simulate_cmd::run(&scenario, &out),
         Command::Serve { config } => serve_cmd::serve(&config),
-        Command::Sensor {
-            config,
-            check,
-            drain,
-            clip_from,
-            clip_seconds,
-            out,
-        } => {
-            return sensor_cmd::run(
-                &config,
-                check,
-                drain,
-                clip_from.as_deref().zip(out.as_deref()),
-                clip_seconds,
-            )
-        }
+        Command::Sensor(args) => return sensor_cmd::main(&args),
         Command::Verify { config, json } => match access_cmd::verify(&config, json) {
             Ok(true) => Ok(()),
             Ok(false) => return ExitCode::FAILURE,

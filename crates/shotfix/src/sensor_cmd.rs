@@ -1,3 +1,3 @@
 //! `shotfix sensor`: the sensor agent's command line ([`agent::cmd`]).
 
-pub use agent::cmd::run;
+pub use agent::cmd::main;

@@ -300,6 +300,21 @@ async fn get(server: &Server, path: &str) -> Value {
         .unwrap()
 }
 
+/// Every stored pulse as (sensor, t_utc), in the server's order.
+async fn stored_pulses(server: &Server) -> Vec<(String, String)> {
+    get(server, "/v1/pulses?limit=100000").await["pulses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["sensor"].as_str().unwrap().to_string(),
+                p["t_utc"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
 /// (t_utc, x, y, rounds of its incident) of every shot, in time order.
 fn shots(incidents: &Value) -> Vec<(String, f64, f64, u64)> {
     let mut out: Vec<_> = incidents
@@ -392,18 +407,7 @@ async fn agents_against_analyze(n: usize) -> (usize, usize, Vec<String>) {
         ));
     }
     // Every pulse the detector finds in the recordings was stored, once.
-    let stored = get(&server, "/v1/pulses?limit=100000").await;
-    let stored: Vec<(String, String)> = stored["pulses"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| {
-            (
-                p["sensor"].as_str().unwrap().to_string(),
-                p["t_utc"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect();
+    let stored = stored_pulses(&server).await;
     let want = detected(&test);
     if stored.len() != want.len() || stored.iter().cloned().collect::<BTreeSet<_>>() != want {
         notes.push(format!(
@@ -560,18 +564,7 @@ async fn a_network_cut_loses_and_duplicates_nothing() {
         );
     }
     let want = detected(&test);
-    let stored = get(&server, "/v1/pulses?limit=100000").await;
-    let stored: Vec<(String, String)> = stored["pulses"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| {
-            (
-                p["sensor"].as_str().unwrap().to_string(),
-                p["t_utc"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect();
+    let stored = stored_pulses(&server).await;
     let unique: BTreeSet<(String, String)> = stored.iter().cloned().collect();
     assert_eq!(unique.len(), stored.len(), "a pulse stored twice");
     assert_eq!(unique, want, "every detected pulse arrives");
@@ -620,18 +613,7 @@ async fn agents_report_through_an_mqtt_broker_and_take_pushed_settings() {
     // The server takes reports off the broker asynchronously.
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let stored = get(&server, "/v1/pulses?limit=100000").await;
-        let got: BTreeSet<(String, String)> = stored["pulses"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|p| {
-                (
-                    p["sensor"].as_str().unwrap().to_string(),
-                    p["t_utc"].as_str().unwrap().to_string(),
-                )
-            })
-            .collect();
+        let got: BTreeSet<(String, String)> = stored_pulses(&server).await.into_iter().collect();
         if got == want {
             break;
         }
