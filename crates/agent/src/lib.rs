@@ -368,11 +368,6 @@ async fn heartbeats(
             };
             match uplink::heartbeat(&http, &config.server.url, &config.sensor, &key, &beat).await {
                 Ok(reply) => {
-                    for request in &reply.clip_requests {
-                        let ended = status.input_ended();
-                        answer_clip_request(config, paths, &http, &key, &effective, ended, request)
-                            .await;
-                    }
                     let pushed = reply.settings;
                     if beat_failing {
                         say("heartbeat delivered again");
@@ -394,6 +389,14 @@ async fn heartbeats(
                         if let Ok(mut slot) = status.effective.lock() {
                             *slot = new;
                         }
+                    }
+                    // After the settings: a request is answered under the
+                    // privacy settings the same answer brought.
+                    let effective = status.effective().unwrap_or(effective);
+                    for request in &reply.clip_requests {
+                        let ended = status.input_ended();
+                        answer_clip_request(config, paths, &http, &key, &effective, ended, request)
+                            .await;
                     }
                 }
                 Err(e) => {

@@ -308,6 +308,17 @@ async fn post_signed(
         .map_err(|e| one_line(&e))
 }
 
+/// Why a clip upload did not go through.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UploadError {
+    /// Try again later (network, 5xx, 401, 429).
+    #[error("{0}")]
+    Retry(String),
+    /// The server will not take it (another 4xx).
+    #[error("{0}")]
+    Refused(String),
+}
+
 /// Answers a clip request (`POST /v1/clip-uploads`).
 pub async fn upload_clip(
     client: &reqwest::Client,
@@ -315,18 +326,18 @@ pub async fn upload_clip(
     sensor: &str,
     key: &[u8],
     upload: &wire::ClipUploadV1,
-) -> Result<(), String> {
-    let body = serde_json::to_vec(upload).map_err(|e| e.to_string())?;
-    let r = post_signed(client, url, "/v1/clip-uploads", sensor, key, body).await?;
-    if r.status().is_success() {
-        return Ok(());
-    }
-    let status = r.status();
+) -> Result<(), UploadError> {
+    let body = serde_json::to_vec(upload).map_err(|e| UploadError::Refused(e.to_string()))?;
+    let r = post_signed(client, url, "/v1/clip-uploads", sensor, key, body)
+        .await
+        .map_err(UploadError::Retry)?;
+    let status = r.status().as_u16();
     let text = r.text().await.unwrap_or_default();
-    Err(format!(
-        "clip upload: HTTP {status}: {}",
-        text.chars().take(200).collect::<String>()
-    ))
+    match http_outcome(status, &text) {
+        Sent::Done => Ok(()),
+        Sent::Retry(why) => Err(UploadError::Retry(format!("clip upload: {why}"))),
+        Sent::Refused(why) => Err(UploadError::Refused(format!("clip upload: {why}"))),
+    }
 }
 
 /// Sends one heartbeat; the server's answer, checked against its signature

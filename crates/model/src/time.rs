@@ -49,9 +49,11 @@ impl UtcNanos {
         (self.0 - earlier.0) as f64 * 1e-9
     }
 
-    /// This instant moved by `seconds` (rounded to the nearest nanosecond).
+    /// This instant moved by `seconds` (rounded to the nearest nanosecond),
+    /// held at the ends of the representable range (about 1677–2262) rather
+    /// than wrapping.
     pub fn offset_by_seconds(self, seconds: f64) -> UtcNanos {
-        UtcNanos(self.0 + (seconds * 1e9).round() as i64)
+        UtcNanos(self.0.saturating_add((seconds * 1e9).round() as i64))
     }
 }
 
@@ -64,6 +66,19 @@ impl fmt::Display for UtcNanos {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn offsets_stop_at_the_ends_of_the_range() {
+        assert_eq!(
+            UtcNanos(i64::MAX - 5).offset_by_seconds(30.0),
+            UtcNanos(i64::MAX)
+        );
+        assert_eq!(
+            UtcNanos(i64::MIN + 5).offset_by_seconds(-30.0),
+            UtcNanos(i64::MIN)
+        );
+        assert_eq!(UtcNanos(7).offset_by_seconds(1e-9), UtcNanos(8));
+    }
 
     #[test]
     fn round_trips_with_nanoseconds() {

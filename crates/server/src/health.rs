@@ -34,6 +34,14 @@ const MAX_TEXT: usize = 128;
 /// Clip requests handed to a sensor in one heartbeat's answer.
 const MAX_REQUESTS_PER_BEAT: usize = 4;
 
+/// Audio all requests together may ask of one sensor in 24 hours, seconds:
+/// twenty 30 s stretches, enough for the incidents of a bad night, not a way
+/// to pull out the buffer.
+const MAX_REQUESTED_S_PER_DAY: f64 = 600.0;
+
+/// A request unanswered for a day has expired: it is no longer handed out.
+const DAY_NS: i64 = 86_400_000_000_000;
+
 /// `POST /v1/heartbeats`.
 pub async fn post_heartbeat(
     State(app): State<Arc<App>>,
@@ -64,8 +72,9 @@ pub async fn post_heartbeat(
         })?;
     let wanted = app.config.agent.version();
     let id = sensor_id.clone();
+    let since = crate::now_ns() - DAY_NS;
     let pending = app
-        .read(move |db| db.pending_clip_requests(&id, MAX_REQUESTS_PER_BEAT))
+        .read(move |db| db.pending_clip_requests(&id, since, MAX_REQUESTS_PER_BEAT))
         .await?;
     let reply = HeartbeatReplyV1 {
         version: wire::HEARTBEAT_VERSION,
@@ -201,6 +210,15 @@ pub async fn request_clip(
     }
     let from = UtcNanos::parse_rfc3339(&body.from_utc)
         .map_err(|e| ApiError::BadRequest(format!("from_utc: {e}")))?;
+    let now = crate::now_ns();
+    // Only audio already recorded: a request for the future would be a way
+    // to listen live.
+    let end = from.offset_by_seconds(body.seconds.clamp(0.0, wire::MAX_REQUEST_S));
+    if end.0 > now + (app.config.limits.max_clock_skew_s * 1e9) as i64 {
+        return Err(ApiError::BadRequest(
+            "from_utc + seconds: only audio already recorded can be asked for".into(),
+        ));
+    }
     if !(body.seconds.is_finite() && body.seconds > 0.0 && body.seconds <= wire::MAX_REQUEST_S) {
         return Err(ApiError::BadRequest(format!(
             "seconds: above 0 and at most {} (a privacy limit)",
@@ -213,7 +231,15 @@ pub async fn request_clip(
             "reason: say why the audio is needed (1–2000 characters)".into(),
         ));
     }
-    let now = crate::now_ns();
+    let (who, since) = (sensor.clone(), now - DAY_NS);
+    let asked = app
+        .read(move |db| db.requested_seconds_since(&who, since))
+        .await?;
+    if asked + body.seconds > MAX_REQUESTED_S_PER_DAY {
+        return Err(ApiError::BadRequest(format!(
+            "sensor {sensor}: {asked:.0} s of audio asked for in the last 24 h; at most {MAX_REQUESTED_S_PER_DAY:.0} s a day (a privacy limit)"
+        )));
+    }
     let id = format!("cr-{}-{:08x}", now / 1_000_000, rand::random::<u32>());
     let row = store::ClipRequestRow {
         id: id.clone(),
@@ -259,6 +285,7 @@ pub async fn clip_request_status(
         return Err(ApiError::NotFound(format!("clip request {id:?}")));
     };
     let status = match (&r.answered_ns, &r.error) {
+        (None, _) if r.created_ns < crate::now_ns() - DAY_NS => "expired",
         (None, _) => "pending",
         (Some(_), Some(_)) => "refused",
         (Some(_), None) => "answered",

@@ -353,13 +353,23 @@ pub(crate) async fn read_signed(
             Rejection::new(reason, message),
         ))
     };
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    // A limit above the report limit (clip uploads) is spent only on a
+    // registered sensor: nobody else makes the server buffer megabytes.
+    if limit > app.config.limits.max_body_bytes
+        && !header(wire::SENSOR_HEADER).is_some_and(|s| app.sensors.contains_key(s))
+    {
+        return Err(refused(
+            Reason::Unauthenticated,
+            "X-Shotfix-Sensor must name a registered sensor".into(),
+        ));
+    }
     let body: Bytes = axum::body::to_bytes(body, limit).await.map_err(|_| {
         refused(
             Reason::Oversized,
             format!("report body larger than {limit} bytes"),
         )
     })?;
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let (Some(sensor), Some(timestamp), Some(signature)) = (
         header(wire::SENSOR_HEADER),
         header(wire::TIMESTAMP_HEADER),

@@ -170,3 +170,74 @@ async fn pulses_timed_by_a_bad_clock_are_kept_but_not_located() {
             .all(|p| p["features"]["clock"]["excluded"] == true));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clip_requests_ask_only_for_recorded_audio_within_a_daily_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = ServerConfig::new(dir.path().join("s.db"));
+    let key = vec![5u8; 32];
+    config.sensors.push(server::config::SensorConfig {
+        id: "S1".into(),
+        key: hex::encode(&key),
+        lat: 40.0,
+        lon: -80.0,
+        alt_m: 10.0,
+    });
+    let running = server::start(config).await.unwrap();
+    let token = common::authorize(&running).await;
+    let base = format!("http://{}", running.addr);
+    let client = reqwest::Client::new();
+    let ask = |from: model::UtcNanos, seconds: f64| {
+        client
+            .post(format!("{base}/v1/sensors/S1/clip-requests"))
+            .bearer_auth(&token)
+            .json(&serde_json::json!({
+                "from_utc": from.to_rfc3339(), "seconds": seconds, "reason": "case 7"
+            }))
+            .send()
+    };
+    let now = model::UtcNanos(server::now_ns());
+    // The future is never asked for: that would be listening live.
+    let future = ask(now.offset_by_seconds(3600.0), 10.0).await.unwrap();
+    assert_eq!(future.status(), 400);
+    assert!(future.text().await.unwrap().contains("already recorded"));
+    // An absurd time is refused, not a crash.
+    let far = ask(model::UtcNanos(i64::MAX - 1), 30.0).await.unwrap();
+    assert_eq!(far.status(), 400);
+    // Twenty 30 s stretches a day, then no more.
+    for k in 0..20 {
+        let r = ask(now.offset_by_seconds(-3600.0 + 60.0 * f64::from(k)), 30.0)
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 202, "request {k}");
+    }
+    let over = ask(now.offset_by_seconds(-60.0), 1.0).await.unwrap();
+    assert_eq!(over.status(), 400);
+    assert!(over.text().await.unwrap().contains("a day"));
+    // The sensor is handed four at a time, oldest first.
+    let beat = beat("S1", "");
+    let r = replay::post_signed(
+        &client,
+        &format!("{base}/v1/heartbeats"),
+        &key,
+        "S1",
+        serde_json::to_string(&beat).unwrap(),
+    )
+    .send()
+    .await
+    .unwrap();
+    let reply: wire::HeartbeatReplyV1 = r.json().await.unwrap();
+    assert_eq!(reply.clip_requests.len(), 4);
+    // A sensor that is not registered cannot make the server read an upload.
+    let stranger = client
+        .post(format!("{base}/v1/clip-uploads"))
+        .header("x-shotfix-sensor", "S9")
+        .header("x-shotfix-timestamp", "0")
+        .header("x-shotfix-signature", "00")
+        .body(vec![b' '; 1 << 20])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stranger.status(), 401);
+    running.stop().await;
+}

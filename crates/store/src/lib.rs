@@ -508,20 +508,33 @@ impl Db {
         )
     }
 
-    /// A sensor's unanswered requests, oldest first.
+    /// A sensor's unanswered requests made since `since_ns`, oldest first.
     pub fn pending_clip_requests(
         &self,
         sensor: &str,
+        since_ns: i64,
         limit: usize,
     ) -> Result<Vec<ClipRequestRow>, StoreError> {
         self.rows(
             "list clip requests",
             "SELECT id, sensor, from_ns, seconds, requested_by, reason, created_ns, answered_ns, error
-             FROM clip_requests WHERE sensor = ?1 AND answered_ns IS NULL
-             ORDER BY created_ns, id LIMIT ?2",
-            &args![sensor, limit as i64],
+             FROM clip_requests WHERE sensor = ?1 AND answered_ns IS NULL AND created_ns >= ?2
+             ORDER BY created_ns, id LIMIT ?3",
+            &args![sensor, since_ns, limit as i64],
             clip_request_row,
         )
+    }
+
+    /// Seconds of audio asked of a sensor by requests made since `since_ns`.
+    pub fn requested_seconds_since(&self, sensor: &str, since_ns: i64) -> Result<f64, StoreError> {
+        Ok(self
+            .row(
+                "sum clip requests",
+                "SELECT COALESCE(SUM(seconds), 0.0) FROM clip_requests WHERE sensor = ?1 AND created_ns >= ?2",
+                &args![sensor, since_ns],
+                Row::real,
+            )?
+            .unwrap_or(0.0))
     }
 
     /// Answers a pending request of `sensor` with audio or the reason there is

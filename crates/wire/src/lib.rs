@@ -145,8 +145,9 @@ impl AgentSettingsV1 {
 /// The server's answer to a heartbeat, signed with the sensor's key: the
 /// response carries `X-Shotfix-Timestamp` and `X-Shotfix-Signature` over
 /// `"{timestamp_ms}.{body}"`, so a sensor takes settings only from its server.
+/// Unknown fields are ignored, so a newer server can add to it without
+/// breaking older sensors.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct HeartbeatReplyV1 {
     pub version: u32,
     pub sensor: String,
