@@ -32,18 +32,24 @@ fn beat(sensor: &str, settings_version: &str) -> wire::HeartbeatV1 {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn heartbeats_are_kept_and_answered_with_signed_settings() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = ServerConfig::new(dir.path().join("s.db"));
-    let key = vec![9u8; 32];
+/// A configuration with one sensor, `S1`, signing with `key`.
+fn one_sensor(dir: &std::path::Path, key: &[u8]) -> ServerConfig {
+    let mut config = ServerConfig::new(dir.join("s.db"));
     config.sensors.push(server::config::SensorConfig {
         id: "S1".into(),
-        key: hex::encode(&key),
+        key: hex::encode(key),
         lat: 40.0,
         lon: -80.0,
         alt_m: 10.0,
     });
+    config
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heartbeats_are_kept_and_answered_with_signed_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = vec![9u8; 32];
+    let mut config = one_sensor(dir.path(), &key);
     config.agent = wire::AgentSettingsV1 {
         heartbeat_s: Some(30.0),
         suppress_speech: Some(true),
@@ -174,15 +180,8 @@ async fn pulses_timed_by_a_bad_clock_are_kept_but_not_located() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clip_requests_ask_only_for_recorded_audio_within_a_daily_budget() {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = ServerConfig::new(dir.path().join("s.db"));
     let key = vec![5u8; 32];
-    config.sensors.push(server::config::SensorConfig {
-        id: "S1".into(),
-        key: hex::encode(&key),
-        lat: 40.0,
-        lon: -80.0,
-        alt_m: 10.0,
-    });
+    let config = one_sensor(dir.path(), &key);
     let running = server::start(config).await.unwrap();
     let token = common::authorize(&running).await;
     let base = format!("http://{}", running.addr);

@@ -22,14 +22,10 @@ use std::time::Duration;
 
 use serde_json::Value;
 use server::config::ServerConfig;
-use server::replay;
 
-fn pittsburgh_test(fp: &str, n: usize) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/data/pittsburgh-dev")
-        .join(fp)
-        .join(format!("test_{n:03}"))
-}
+mod common;
+use common::{free_port, ok, pittsburgh_test, s, Proc};
+use server::replay;
 
 fn chicago() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -45,15 +41,6 @@ fn shotfix_in(cwd: &Path, args: &[&str]) -> Output {
         .expect("run shotfix")
 }
 
-fn ok(out: &Output, what: &str) -> String {
-    assert!(
-        out.status.success(),
-        "{what}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
@@ -65,10 +52,6 @@ fn copy_dir(from: &Path, to: &Path) {
             std::fs::copy(entry.path(), target).unwrap();
         }
     }
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
 }
 
 /// The bundle hash a command printed (`…: bundle SHA-256 <hex>`).
@@ -105,16 +88,6 @@ fn shots(incidents: &Value) -> Vec<(String, f64, f64, f64, f64, Vec<String>)> {
     out
 }
 
-/// `shotfix serve` on a configuration, until killed.
-struct Serving(std::process::Child);
-
-impl Drop for Serving {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// A server's SQLite database holding FP1 test_001 as replayed live to
 /// `shotfix serve`, with a reviewer's adjustment, and the server's report of
 /// it over HTTP. Returns (config path, incident id, (HTML, bundle hash header)).
@@ -138,11 +111,7 @@ async fn stored_incident(dir: &Path) -> (PathBuf, String, (String, String)) {
         ),
         "replay --write-config",
     );
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let text = std::fs::read_to_string(&config_path).unwrap();
     let text = text
         .lines()
@@ -175,7 +144,7 @@ async fn stored_incident(dir: &Path) -> (PathBuf, String, (String, String)) {
     )
     .trim()
     .to_string();
-    let _server = Serving(
+    let _server = Proc(
         Command::new(env!("CARGO_BIN_EXE_shotfix"))
             .args(["serve", "--config", s(&config_path)])
             .stdout(std::process::Stdio::null())

@@ -19,12 +19,15 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use server::config::ServerConfig;
+
+mod common;
+use common::{free_port, ok, pittsburgh_test, s, Proc};
 
 const ORIGIN: &str = "40.4406,-79.9959,250";
 
@@ -32,49 +35,11 @@ fn slow() -> bool {
     std::env::var_os("SHOTFIX_SLOW").is_some()
 }
 
-fn pittsburgh_test(fp: &str, n: usize) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/data/pittsburgh-dev")
-        .join(fp)
-        .join(format!("test_{n:03}"))
-}
-
 fn shotfix(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_shotfix"))
         .args(args)
         .output()
         .expect("run shotfix")
-}
-
-fn ok(out: &Output, what: &str) -> String {
-    assert!(
-        out.status.success(),
-        "{what}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A child process killed when dropped.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// A server for one live-fire test's sensors, its URL, a reader's token,
@@ -264,6 +229,20 @@ fn spawn_agent(config: &Path, args: &[&str]) -> Proc {
             .spawn()
             .unwrap(),
     )
+}
+
+/// Reports waiting in an agent's queue (its state folder's `queue/`).
+fn queued_reports(state: &Path) -> usize {
+    std::fs::read_dir(state.join("queue"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "json")
+        })
+        .count()
 }
 
 /// Waits for an agent to exit; its status and log.
@@ -537,16 +516,7 @@ async fn a_network_cut_loses_and_duplicates_nothing() {
     let (mut killed, killed_config) = agents.remove(0);
     killed.0.kill().unwrap();
     killed.0.wait().unwrap();
-    let queued = std::fs::read_dir(killed_config.parent().unwrap().join("queue"))
-        .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .path()
-                .extension()
-                .is_some_and(|x| x == "json")
-        })
-        .count();
+    let queued = queued_reports(killed_config.parent().unwrap());
     assert!(queued > 0, "the killed agent had reports queued on disk");
     let log = std::fs::read_to_string(killed_config.with_extension("log")).unwrap();
     assert!(log.contains("cannot deliver reports"), "{log}");
@@ -699,16 +669,7 @@ async fn bad_configs_unreachable_servers_and_full_disks_are_said_plainly() {
     assert!(log.contains("reserve"), "{log}");
     assert!(log.contains("SIGTERM"), "{log}");
     let state = config.parent().unwrap();
-    let queued = std::fs::read_dir(state.join("queue"))
-        .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .path()
-                .extension()
-                .is_some_and(|x| x == "json")
-        })
-        .count();
+    let queued = queued_reports(state);
     assert!(queued > 0, "{log}");
     let audio = agent::buffer::segments(&state.join("audio"));
     assert!(audio.is_empty(), "the disk's reserve is kept: {audio:?}");
