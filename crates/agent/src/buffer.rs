@@ -259,12 +259,20 @@ pub fn segments(dir: &Path) -> Vec<Segment> {
     out
 }
 
-/// Seconds of audio in the buffer (16-bit mono segments at `rate`).
-pub fn held_seconds(dir: &Path, rate: u32) -> f64 {
-    let bytes: u64 = segments(dir)
+/// Seconds of audio in the buffer: its 16-bit mono segments' bytes at the
+/// sample rate in the newest readable one's header (every segment has the
+/// same rate).
+pub fn held_seconds(dir: &Path) -> f64 {
+    let segments = segments(dir);
+    let Some(rate) = segments
         .iter()
-        .map(|s| s.bytes.saturating_sub(44))
-        .sum();
+        .rev()
+        .find_map(|s| hound::WavReader::open(&s.path).ok())
+        .map(|r| r.spec().sample_rate)
+    else {
+        return 0.0;
+    };
+    let bytes: u64 = segments.iter().map(|s| s.bytes.saturating_sub(44)).sum();
     bytes as f64 / 2.0 / f64::from(rate.max(1))
 }
 
@@ -337,6 +345,11 @@ mod tests {
         b.close();
         let kept = segments(dir.path());
         assert!(kept.len() <= 3, "{kept:?}");
+        assert_eq!(
+            held_seconds(dir.path()),
+            kept.len() as f64,
+            "whole 1 s segments"
+        );
         assert_eq!(kept.last().unwrap().start, t0.offset_by_seconds(9.0));
         // Seven segments went, in order, oldest first.
         let starts: Vec<String> = evicted

@@ -309,11 +309,6 @@ async fn heartbeats(
     status: Arc<Status>,
     queue: Arc<Mutex<Queue>>,
 ) {
-    let rate = match &config.input {
-        config::Input::Stdin { sample_rate_hz, .. }
-        | config::Input::Alsa { sample_rate_hz, .. } => *sample_rate_hz,
-        config::Input::Wav { .. } => 0,
-    };
     let mut next_beat = Instant::now();
     let mut next_clock = Instant::now() + Duration::from_secs_f64(config.clock.refresh_s);
     let mut clock_said = false;
@@ -346,11 +341,6 @@ async fn heartbeats(
             next_beat = now + Duration::from_secs_f64(effective.heartbeat_s);
             let (queue_reports, queue_bytes) = queue.lock().map(|q| q.depth()).unwrap_or_default();
             let floor = status.floor_cb.load(Ordering::Relaxed);
-            let rate = if rate > 0 {
-                rate
-            } else {
-                wav_rate(config).unwrap_or(48_000)
-            };
             let beat = wire::HeartbeatV1 {
                 version: wire::HEARTBEAT_VERSION,
                 sensor: config.sensor.clone(),
@@ -360,7 +350,7 @@ async fn heartbeats(
                 clock: status.clock(),
                 noise_floor_dbfs: (floor != i64::MIN).then(|| floor as f64 / 100.0),
                 disk_free_bytes: sys::free_bytes(&config.state_dir).unwrap_or(0),
-                buffer_s: buffer::held_seconds(&paths.audio, rate),
+                buffer_s: buffer::held_seconds(&paths.audio),
                 queue_reports,
                 queue_bytes,
                 input_overruns: status.overruns.load(Ordering::Relaxed),
@@ -429,38 +419,47 @@ async fn answer_clip_request(
     input_ended: bool,
     request: &wire::ClipRequestV1,
 ) {
+    let from = UtcNanos::parse_rfc3339(&request.from_utc).map_err(|e| format!("from_utc: {e}"));
     // Audio still being written (the open segment) is cut once its segment
     // is closed: the request stays pending and comes again with the next
     // heartbeat's answer.
-    if let Ok(from) = UtcNanos::parse_rfc3339(&request.from_utc) {
+    if let Ok(from) = from {
         let end = from.offset_by_seconds(request.seconds.clamp(0.0, wire::MAX_REQUEST_S));
         let open = buffer::segments(&paths.audio).last().map(|s| s.start);
         if !input_ended && config.buffer.hours > 0.0 && open.is_none_or(|start| end > start) {
             return;
         }
     }
-    let cut = || -> Result<String, String> {
-        if !(request.seconds.is_finite()
-            && request.seconds > 0.0
-            && request.seconds <= wire::MAX_REQUEST_S)
-        {
+    let audio = paths.audio.clone();
+    let suppress = effective.suppress_speech;
+    let segment_s = config.buffer.segment_s;
+    let live = config.clock.source != ClockSource::Recording;
+    let seconds = request.seconds;
+    let cut = move || -> Result<String, String> {
+        if !(seconds.is_finite() && seconds > 0.0 && seconds <= wire::MAX_REQUEST_S) {
             return Err(format!(
-                "{} s asked: at most {} s (this sensor's privacy limit)",
-                request.seconds,
+                "{seconds} s asked: at most {} s (this sensor's privacy limit)",
                 wire::MAX_REQUEST_S
             ));
         }
-        let from =
-            UtcNanos::parse_rfc3339(&request.from_utc).map_err(|e| format!("from_utc: {e}"))?;
-        let Some((mut samples, rate)) = buffer::cut(&paths.audio, from, request.seconds)? else {
+        let from = from?;
+        // Only audio already recorded: this sensor's own check of the rule.
+        if live && from.offset_by_seconds(seconds).seconds_since(now()) > segment_s {
+            return Err("audio not yet recorded is never sent".into());
+        }
+        let Some((mut samples, rate)) = buffer::cut(&audio, from, seconds)? else {
             return Err("not in the audio buffer (evicted, or never recorded)".into());
         };
-        if effective.suppress_speech {
+        if suppress {
             clip::suppress_speech(&mut samples, rate);
         }
         Ok(base64::engine::general_purpose::STANDARD.encode(clip::wav_bytes(&samples, rate)))
     };
-    let (wav_b64, error) = match cut() {
+    // File reads and filtering, off the runtime the sender shares.
+    let result = tokio::task::spawn_blocking(cut)
+        .await
+        .unwrap_or_else(|_| Err("cutting the audio failed".into()));
+    let (wav_b64, error) = match result {
         Ok(b64) => (Some(b64), None),
         Err(e) => (None, Some(e)),
     };
@@ -478,20 +477,25 @@ async fn answer_clip_request(
         wav_b64,
         error,
     };
-    if let Err(e) =
-        uplink::upload_clip(http, &config.server.url, &config.sensor, key, &upload).await
-    {
+    match uplink::upload_clip(http, &config.server.url, &config.sensor, key, &upload).await {
+        Ok(()) => {}
+        Err(uplink::UploadError::Refused(e)) if upload.wav_b64.is_some() => {
+            // The server will not take this audio (too large, say): answer
+            // with the reason instead, so the request does not stay pending.
+            say(&format!("clip request {}: {e}", request.id));
+            let upload = wire::ClipUploadV1 {
+                wav_b64: None,
+                error: Some(e.chars().take(400).collect()),
+                ..upload
+            };
+            if let Err(e) =
+                uplink::upload_clip(http, &config.server.url, &config.sensor, key, &upload).await
+            {
+                say(&format!("clip request {}: {e}", request.id));
+            }
+        }
         // Still pending on the server: asked again with the next heartbeat.
-        say(&format!("clip request {}: {e}", request.id));
-    }
-}
-
-fn wav_rate(config: &AgentConfig) -> Option<u32> {
-    match &config.input {
-        config::Input::Wav { path, .. } => hound::WavReader::open(path)
-            .ok()
-            .map(|r| r.spec().sample_rate),
-        _ => None,
+        Err(e) => say(&format!("clip request {}: {e}", request.id)),
     }
 }
 
