@@ -227,16 +227,20 @@ async fn clip_requests_ask_only_for_recorded_audio_within_a_daily_budget() {
     .unwrap();
     let reply: wire::HeartbeatReplyV1 = r.json().await.unwrap();
     assert_eq!(reply.clip_requests.len(), 4);
-    // A sensor that is not registered cannot make the server read an upload.
+    // A sender that is not a registered sensor is refused before the server
+    // reads an upload's body (up to 16 MiB): by the header check, which names
+    // the header, not by the signature check after the read.
     let stranger = client
         .post(format!("{base}/v1/clip-uploads"))
         .header("x-shotfix-sensor", "S9")
         .header("x-shotfix-timestamp", "0")
         .header("x-shotfix-signature", "00")
-        .body(vec![b' '; 1 << 20])
+        .body(vec![b' '; 1024])
         .send()
         .await
         .unwrap();
     assert_eq!(stranger.status(), 401);
+    let why = stranger.text().await.unwrap();
+    assert!(why.contains("must name a registered sensor"), "{why}");
     running.stop().await;
 }
