@@ -69,6 +69,18 @@ if ! pkg-config --exists alsa 2>/dev/null; then
     fi
 fi
 
+# The dashboard: its front end is built before cargo builds the server, which
+# embeds it; the browser test (crates/shotfix/tests/dashboard.rs) drives
+# Debian's Chromium, installed when missing and the machine can.
+if ! command -v chromium >/dev/null; then
+    if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+        apt-get install -y -q chromium >/dev/null || echo "warning: could not install chromium" >&2
+    fi
+    command -v chromium >/dev/null || echo "warning: no chromium (Debian: chromium): the browser test will fail" >&2
+fi
+echo "== dashboard front end (web/)"
+bash scripts/web.sh
+
 echo "== format"
 cargo fmt --all -- --check
 
@@ -113,6 +125,21 @@ if grep -rn --include=*.rs -E '\basync\b' crates/store/src | grep -vE '^[^:]+:[0
     echo "error: store has async code: its API is synchronous" >&2
     exit 1
 fi
+
+# The dashboard's third-party code comes from npm through the lockfile, never
+# committed: no built bundle or installed package in the repository, and every
+# import in web/src is a relative file or a package the lockfile pins.
+if git ls-files --error-unmatch web/dist web/node_modules >/dev/null 2>&1; then
+    echo "error: web/dist or web/node_modules is committed" >&2
+    exit 1
+fi
+for pkg in $(grep -ho "from '[^.][^']*'" web/src/*.js web/test/*.mjs | sed "s/from '//; s/'//; s|^\(@[^/]*/[^/]*\).*|\1|; s|^\([^@][^/]*\).*|\1|" | sort -u); do
+    case "$pkg" in node:*) continue ;; esac
+    if ! grep -q "\"node_modules/$pkg\"" web/package-lock.json; then
+        echo "error: web imports $pkg, which web/package-lock.json does not pin" >&2
+        exit 1
+    fi
+done
 
 echo "== CAP 1.2 schema (for the CAP validation test)"
 bash scripts/fetch-cap-schema.sh

@@ -80,25 +80,8 @@ pub fn suppress_speech(samples: &mut [f32], rate_hz: u32) {
     }
 }
 
-/// A mono 16-bit WAV file of `samples`.
-pub fn wav_bytes(samples: &[f32], rate_hz: u32) -> Vec<u8> {
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: rate_hz,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut out = std::io::Cursor::new(Vec::with_capacity(44 + 2 * samples.len()));
-    // Writing to memory cannot fail but for a clip over 4 GB, which the
-    // length limit rules out.
-    if let Ok(mut w) = hound::WavWriter::new(&mut out, spec) {
-        for &s in samples {
-            let _ = w.write_sample((s.clamp(-1.0, 1.0) * 32_767.0).round() as i16);
-        }
-        let _ = w.finalize();
-    }
-    out.into_inner()
-}
+/// A mono 16-bit WAV file of `samples` (shared with the server's replay).
+pub use formats::wav_bytes;
 
 #[cfg(test)]
 mod tests {

@@ -20,7 +20,8 @@ pub mod scene_write;
 pub mod smj0;
 
 pub use audio::{
-    parse_wav_bytes, read_analyze_input, read_wav, AnalyzeInput, AudioClip, Wav, WavEncoding,
+    parse_wav_bytes, read_analyze_input, read_wav, wav_bytes, AnalyzeInput, AudioClip, Wav,
+    WavEncoding,
 };
 pub use scene_write::{read_truth, write_scene, AudioOut, BuildingOut, SceneOut};
 pub use smj0::{parse_smj0, Smj0};

@@ -19,6 +19,7 @@ pub mod config;
 pub mod incident;
 pub mod input;
 pub mod medium;
+pub mod plan;
 pub mod shock;
 pub mod significance;
 pub mod solve;

@@ -61,6 +61,30 @@ pub enum Perm {
     Administer,
 }
 
+impl Perm {
+    pub const ALL: [Perm; 7] = [
+        Perm::Live,
+        Perm::Incidents,
+        Perm::Evidence,
+        Perm::Audio,
+        Perm::Sensors,
+        Perm::Review,
+        Perm::Administer,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Perm::Live => "live",
+            Perm::Incidents => "incidents",
+            Perm::Evidence => "evidence",
+            Perm::Audio => "audio",
+            Perm::Sensors => "sensors",
+            Perm::Review => "review",
+            Perm::Administer => "administer",
+        }
+    }
+}
+
 impl Role {
     pub const ALL: [Role; 6] = [
         Role::Administrator,
@@ -460,8 +484,32 @@ async fn login(State(app): State<Arc<App>>, Json(l): Json<Login>) -> Result<Resp
         .into_response())
 }
 
-async fn whoami(caller: Caller) -> Json<Value> {
-    Json(json!({"actor": caller.actor, "role": caller.role.as_str()}))
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WhoQuery {
+    /// Answer 200 with a null actor instead of 401 when nobody is logged in
+    /// (a page asking whether to show its login form).
+    #[serde(default)]
+    probe: bool,
+}
+
+async fn whoami(
+    caller: Result<Caller, ApiError>,
+    Query(q): Query<WhoQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let caller = match caller {
+        Ok(c) => c,
+        Err(ApiError::Unauthorized(_)) if q.probe => {
+            return Ok(Json(json!({"actor": null, "role": null, "may": []})))
+        }
+        Err(e) => return Err(e),
+    };
+    Ok(Json(json!({
+        "actor": caller.actor,
+        "role": caller.role.as_str(),
+        // What the role may do (the dashboard shows only what it can open).
+        "may": Perm::ALL.iter().filter(|p| caller.role.may(**p)).map(|p| p.as_str()).collect::<Vec<_>>(),
+    })))
 }
 
 async fn logout(State(app): State<Arc<App>>, headers: HeaderMap) -> Result<Response, ApiError> {

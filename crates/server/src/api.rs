@@ -11,7 +11,7 @@ use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use futures_util::stream::{self, Stream, StreamExt};
@@ -93,7 +93,6 @@ fn public_message(r: &crate::ingest::Rejection) -> String {
 
 pub fn router(app: Arc<App>) -> Router {
     Router::new()
-        .route("/", get(index))
         .route("/v1/reports", post(crate::ingest::post_report))
         .route("/v1/heartbeats", post(crate::health::post_heartbeat))
         .route("/v1/clip-uploads", post(crate::health::post_clip_upload))
@@ -119,6 +118,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/incidents/{id}/versions", get(incident_versions))
         .route("/v1/incidents/{id}/cap", get(incident_cap))
         .route("/v1/incidents/{id}/geojson", get(incident_geojson))
+        .route("/v1/incidents/{id}/clips", get(incident_clips))
         .route("/v1/shots", get(shots))
         .route("/v1/pulses", get(pulses))
         .route("/v1/pulses/{sensor}/{id}/clip", get(clip))
@@ -129,11 +129,9 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(crate::review::routes())
         .merge(crate::public::routes())
         .merge(crate::evidence::routes())
+        .merge(crate::web::routes())
+        .merge(crate::analytics::routes())
         .with_state(app)
-}
-
-async fn index() -> Html<&'static str> {
-    Html(include_str!("index.html"))
 }
 
 async fn health(State(app): State<Arc<App>>) -> Result<Json<Value>, ApiError> {
@@ -195,7 +193,11 @@ async fn sensors(State(app): State<Arc<App>>, caller: Caller) -> Result<Json<Val
         })
         .collect();
     list.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
-    Ok(Json(json!({"sensors": list})))
+    Ok(Json(json!({
+        "sensors": list,
+        // The dashboard flags clocks worse than what ingest accepts.
+        "max_clock_error_ms": app.config.limits.max_clock_error_ms,
+    })))
 }
 
 /// Query parameters for incident and shot listings.
@@ -203,12 +205,12 @@ async fn sensors(State(app): State<Arc<App>>, caller: Caller) -> Result<Json<Val
 #[serde(deny_unknown_fields)]
 pub struct IncidentQuery {
     /// RFC 3339.
-    since: Option<String>,
-    until: Option<String>,
+    pub(crate) since: Option<String>,
+    pub(crate) until: Option<String>,
     /// min_lon,min_lat,max_lon,max_lat
-    bbox: Option<String>,
-    class: Option<String>,
-    limit: Option<usize>,
+    pub(crate) bbox: Option<String>,
+    pub(crate) class: Option<String>,
+    pub(crate) limit: Option<usize>,
 }
 
 pub fn time_param(name: &str, v: &Option<String>) -> Result<Option<i64>, ApiError> {
@@ -222,7 +224,7 @@ pub fn time_param(name: &str, v: &Option<String>) -> Result<Option<i64>, ApiErro
 }
 
 impl IncidentQuery {
-    fn filter(&self) -> Result<IncidentFilter, ApiError> {
+    pub(crate) fn filter(&self) -> Result<IncidentFilter, ApiError> {
         let bbox = match &self.bbox {
             None => None,
             Some(text) => {
@@ -477,6 +479,44 @@ async fn pulses(
     Ok(Json(json!({"pulses": list})))
 }
 
+/// Which of an incident's arrivals have a stored clip (`sensor/pulse`, as in
+/// the arrivals), so a page fetches only clips that exist. No audio is read.
+async fn incident_clips(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Perm::Audio)?;
+    let doc = incident_doc(&app, id).await?;
+    let arrivals: Vec<(String, String)> = doc
+        .shots
+        .iter()
+        .flat_map(|s| s.arrivals.iter())
+        .map(|a| (a.sensor.clone(), a.pulse.clone()))
+        .collect();
+    let found = app
+        .read(move |db| {
+            let mut found = Vec::new();
+            for (sensor, pulse) in arrivals {
+                let own = pulse_in_sensor(&sensor, &pulse).to_string();
+                if !found.contains(&pulse) && db.has_clip(&sensor, &own)? {
+                    found.push(pulse);
+                }
+            }
+            Ok(found)
+        })
+        .await?;
+    Ok(Json(json!({"clips": found})))
+}
+
+/// A pulse's id as its sensor sent it: arrivals name pulses `SENSOR/ID`.
+pub fn pulse_in_sensor<'a>(sensor: &str, pulse: &'a str) -> &'a str {
+    pulse
+        .strip_prefix(sensor)
+        .and_then(|rest| rest.strip_prefix('/'))
+        .unwrap_or(pulse)
+}
+
 async fn clip(
     State(app): State<Arc<App>>,
     caller: Caller,
@@ -505,6 +545,7 @@ pub struct AlertQuery {
 fn alert_doc(row: &AlertRow) -> Option<AlertDoc> {
     let mut doc: AlertDoc = serde_json::from_str(&row.doc).ok()?;
     doc.seq = row.seq;
+    doc.published_utc = Some(UtcNanos(row.created_ns).to_rfc3339());
     Some(doc)
 }
 

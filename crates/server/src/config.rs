@@ -297,6 +297,48 @@ impl Default for PublicConfig {
     }
 }
 
+/// The dashboard's map (docs/dashboard.md).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MapConfig {
+    /// Raster tile URL template with `{z}`, `{x}`, `{y}` (and optionally
+    /// `{s}`); empty: no tiles, the map is drawn from its vector overlays
+    /// alone (offline use).
+    pub tiles: String,
+    /// Credit the tile provider requires, shown on the map.
+    pub attribution: String,
+    pub max_zoom: u8,
+    /// A GeoJSON file (WGS84) of streets, buildings or districts drawn on
+    /// every map; `shotfix demo` writes its simulated city's.
+    pub overlay: Option<PathBuf>,
+    /// The city's IANA time zone: displayed times and the hour-of-day and
+    /// day-of-week analytics use it.
+    pub timezone: String,
+}
+
+/// OpenStreetMap's standard tiles (their tile usage policy applies: a city's
+/// deployment should use its own tile server or a provider's).
+pub const OSM_TILES: &str = "https://tile.openstreetmap.org/{z}/{x}/{y}.png";
+
+impl Default for MapConfig {
+    fn default() -> MapConfig {
+        MapConfig {
+            tiles: OSM_TILES.into(),
+            attribution: "© OpenStreetMap contributors".into(),
+            max_zoom: 19,
+            overlay: None,
+            timezone: "UTC".into(),
+        }
+    }
+}
+
+impl MapConfig {
+    /// The time zone, checked by [`ServerConfig::validate`].
+    pub fn tz(&self) -> chrono_tz::Tz {
+        self.timezone.parse().unwrap_or(chrono_tz::UTC)
+    }
+}
+
 /// The MQTT ingest source (docs/server.md): the server subscribes to the
 /// sensors' report topic on a broker, QoS 1 with a persistent session, so
 /// reports published while it is down are delivered when it is back.
@@ -453,6 +495,8 @@ pub struct ServerConfig {
     pub retention: RetentionConfig,
     #[serde(default)]
     pub public: PublicConfig,
+    #[serde(default)]
+    pub map: MapConfig,
     /// Settings pushed to every sensor agent in its heartbeat's answer.
     #[serde(default)]
     pub agent: wire::AgentSettingsV1,
@@ -483,6 +527,7 @@ impl ServerConfig {
             review: ReviewConfig::default(),
             retention: RetentionConfig::default(),
             public: PublicConfig::default(),
+            map: MapConfig::default(),
             agent: wire::AgentSettingsV1::default(),
         }
     }
@@ -562,6 +607,27 @@ impl ServerConfig {
         if !fine(r.interval_s, 1.0, 86_400.0) {
             return Err("retention.interval_s: must be 1–86400".into());
         }
+        let m = &self.map;
+        if !m.tiles.is_empty()
+            && !((m.tiles.starts_with("https://")
+                || m.tiles.starts_with("http://")
+                || m.tiles.starts_with('/'))
+                && ["{z}", "{x}", "{y}"].iter().all(|k| m.tiles.contains(k)))
+        {
+            return Err(format!(
+                "map.tiles {:?}: an http(s):// or /path URL template with {{z}}, {{x}} and {{y}}, or \"\" for none",
+                m.tiles
+            ));
+        }
+        if !(1..=24).contains(&m.max_zoom) {
+            return Err("map.max_zoom: must be 1–24".into());
+        }
+        if m.timezone.parse::<chrono_tz::Tz>().is_err() {
+            return Err(format!(
+                "map.timezone {:?}: not an IANA time zone name (e.g. America/New_York)",
+                m.timezone
+            ));
+        }
         if !fine(self.public.delay_hours, 0.0, 24.0 * 365.0)
             || !fine(self.public.block_m, 50.0, 10_000.0)
         {
@@ -638,6 +704,35 @@ mod tests {
             "mqtt://[::1",
         ] {
             assert!(parse_mqtt_url(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn map_settings_are_checked() {
+        let with = |extra: &str| {
+            ServerConfig::from_toml(&format!(
+                "[[sensors]]\nid = \"S1\"\nkey = \"00112233445566778899aabbccddeeff\"\nlat = 40.4\nlon = -80.0\nalt_m = 0\n\n[map]\n{extra}\n"
+            ))
+        };
+        let c = with("").unwrap();
+        assert_eq!(c.map, MapConfig::default());
+        assert_eq!(c.map.tz(), chrono_tz::UTC);
+        let c = with("tiles = \"\"\ntimezone = \"America/New_York\"").unwrap();
+        assert!(c.map.tiles.is_empty());
+        assert_eq!(c.map.tz(), chrono_tz::America::New_York);
+        with("tiles = \"/tiles/{z}/{x}/{y}.png\"").unwrap();
+        for (bad, says) in [
+            ("tiles = \"https://tiles.example/{z}/{x}.png\"", "map.tiles"),
+            (
+                "tiles = \"ftp://tiles.example/{z}/{x}/{y}.png\"",
+                "map.tiles",
+            ),
+            ("timezone = \"Pittsburgh\"", "map.timezone"),
+            ("max_zoom = 0", "map.max_zoom"),
+            ("colour = \"red\"", "unknown field"),
+        ] {
+            let e = with(bad).unwrap_err();
+            assert!(e.contains(says), "{bad}: {e}");
         }
     }
 

@@ -34,6 +34,45 @@ pub struct ShotDoc {
     pub class: String,
     pub confidence: f64,
     pub arrivals: Vec<ArrivalDoc>,
+    /// The horizontal 95 % error ellipse (absent from documents stored
+    /// before it was added).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ellipse95: Option<EllipseDoc>,
+}
+
+/// A 95 % error ellipse: semi-axes in metres, and the major axis's azimuth in
+/// degrees clockwise from north (0–180).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct EllipseDoc {
+    pub major_m: f64,
+    pub minor_m: f64,
+    pub azimuth_deg: f64,
+}
+
+/// The 95 % ellipse of a horizontal covariance (x east, y north, m²), scaled
+/// like the shot's `err95_m`: the covariance's own 95 % circle is stretched
+/// to `err95_m` (which carries the inflation for an estimated variance,
+/// [`locate::uncertainty::variance_inflation`]), and the ellipse with it.
+pub fn ellipse95(cov: [[f64; 2]; 2], err95_m: f64) -> Option<EllipseDoc> {
+    let (a, b, d) = (cov[0][0], 0.5 * (cov[0][1] + cov[1][0]), cov[1][1]);
+    let mean = (a + d) / 2.0;
+    let spread = (((a - d) / 2.0).powi(2) + b * b).sqrt();
+    let (l1, l2) = ((mean + spread).max(0.0), (mean - spread).max(0.0));
+    let circle =
+        locate::uncertainty::circular_radius([[a, b], [b, d]], locate::uncertainty::COVERAGE);
+    if !(l1 > 0.0 && circle > 0.0 && circle.is_finite() && err95_m.is_finite()) {
+        return None;
+    }
+    // χ²(2) at 0.95: −2 ln 0.05.
+    let k = (-2.0 * 0.05f64.ln()).sqrt() * err95_m / circle;
+    // The major axis's angle from east, counter-clockwise; azimuth from north, clockwise.
+    let theta = 0.5 * (2.0 * b).atan2(a - d);
+    let azimuth = (90.0 - theta.to_degrees()).rem_euclid(180.0);
+    Some(EllipseDoc {
+        major_m: round(k * l1.sqrt(), 2),
+        minor_m: round(k * l2.sqrt(), 2),
+        azimuth_deg: round(azimuth, 1),
+    })
 }
 
 /// One incident version.
@@ -108,6 +147,10 @@ pub struct AlertDoc {
     pub seq: i64,
     pub kind: String,
     pub incident: IncidentDoc,
+    /// When the server published it (the feeds add it; stored and webhook
+    /// documents leave it out).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub published_utc: Option<String>,
 }
 
 pub fn software() -> String {
@@ -248,10 +291,45 @@ fn shot_doc(s: &Shot, frame: &LocalFrame) -> ShotDoc {
                 range_m: round(a.range_m, 1),
             })
             .collect(),
+        ellipse95: ellipse95(
+            [
+                [s.covariance_m2[0][0], s.covariance_m2[0][1]],
+                [s.covariance_m2[1][0], s.covariance_m2[1][1]],
+            ],
+            s.err95_m,
+        ),
     }
 }
 
 fn round(v: f64, digits: i32) -> f64 {
     let k = 10f64.powi(digits);
     (v * k).round() / k
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_ellipse_takes_its_axes_from_the_covariance_and_its_size_from_err95() {
+        // σ = 4 m east, 1 m north: the major axis points east (azimuth 90°).
+        let cov = [[16.0, 0.0], [0.0, 1.0]];
+        let circle = locate::uncertainty::circular_radius(cov, 0.95);
+        let e = ellipse95(cov, circle).unwrap();
+        let k = (-2.0 * 0.05f64.ln()).sqrt();
+        assert!((e.major_m - 4.0 * k).abs() < 0.01, "{e:?}");
+        assert!((e.minor_m - k).abs() < 0.01, "{e:?}");
+        assert!((e.azimuth_deg - 90.0).abs() < 0.1, "{e:?}");
+        // Doubling err95 (an inflated variance) doubles the ellipse.
+        let wide = ellipse95(cov, 2.0 * circle).unwrap();
+        assert!((wide.major_m - 2.0 * e.major_m).abs() < 0.02);
+        // Rotated 45° toward north-east: the azimuth says so.
+        let (a, b) = (8.5, 7.5); // eigenvalues 16 and 1 along (1, 1)/√2 and (1, −1)/√2
+        let ne = ellipse95([[a, b], [b, a]], circle).unwrap();
+        assert!((ne.azimuth_deg - 45.0).abs() < 0.1, "{ne:?}");
+        assert!((ne.major_m - e.major_m).abs() < 0.02);
+        // Nothing to draw from a zero or broken covariance.
+        assert_eq!(ellipse95([[0.0, 0.0], [0.0, 0.0]], 1.0), None);
+        assert_eq!(ellipse95([[f64::NAN, 0.0], [0.0, 1.0]], 1.0), None);
+    }
 }

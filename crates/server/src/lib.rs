@@ -49,6 +49,7 @@
 
 pub mod access;
 pub mod address;
+pub mod analytics;
 pub mod api;
 pub mod config;
 pub mod doc;
@@ -63,6 +64,7 @@ pub mod reader;
 pub mod replay;
 pub mod retention;
 pub mod review;
+pub mod web;
 pub mod webhook;
 pub use ::wire;
 pub mod writer;
@@ -212,6 +214,8 @@ pub struct App {
     /// Renders incident reports (`GET /v1/incidents/{id}/report`); set by the
     /// `shotfix` binary, unset in a server embedded without it.
     pub reports: std::sync::OnceLock<evidence::ReportMaker>,
+    /// The map overlay (`map.overlay`), read and checked at start.
+    pub overlay: Option<serde_json::Value>,
 }
 
 impl App {
@@ -307,6 +311,41 @@ impl Running {
 /// restores the pipeline from the store, starts the workers, listens, and
 /// subscribes to the MQTT broker if one is configured (in the background: an
 /// unreachable broker is retried and does not stop HTTP).
+/// Largest map overlay, bytes: every dashboard page load fetches it.
+const MAX_OVERLAY_BYTES: u64 = 32 << 20;
+
+/// Reads a GeoJSON overlay: a FeatureCollection, a Feature or a geometry.
+fn load_overlay(path: &std::path::Path) -> Result<serde_json::Value, String> {
+    let shown = path.display();
+    let meta = std::fs::metadata(path).map_err(|e| format!("{shown}: {e}"))?;
+    if meta.len() > MAX_OVERLAY_BYTES {
+        return Err(format!(
+            "{shown}: {} bytes, more than the {MAX_OVERLAY_BYTES} a page can load",
+            meta.len()
+        ));
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{shown}: {e}"))?;
+    let value: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| format!("{shown}: not JSON: {e}"))?;
+    const TYPES: [&str; 9] = [
+        "FeatureCollection",
+        "Feature",
+        "Point",
+        "MultiPoint",
+        "LineString",
+        "MultiLineString",
+        "Polygon",
+        "MultiPolygon",
+        "GeometryCollection",
+    ];
+    match value.get("type").and_then(|t| t.as_str()) {
+        Some(t) if TYPES.contains(&t) => Ok(value),
+        _ => Err(format!(
+            "{shown}: not GeoJSON (no FeatureCollection, Feature or geometry type)"
+        )),
+    }
+}
+
 pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
     config
         .validate()
@@ -350,6 +389,10 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
         Some(path) => Some(Addresses::load(path).map_err(|e| anyhow::anyhow!("addresses: {e}"))?),
         None => None,
     };
+    let overlay = match &config.map.overlay {
+        Some(path) => Some(load_overlay(path).map_err(|e| anyhow::anyhow!("map.overlay: {e}"))?),
+        None => None,
+    };
     let weather = evidence::server_weather(&config);
     let medium = Medium::from_weather(&weather);
     let locate_config = LocateConfig::default();
@@ -391,6 +434,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
         webhook_wake: Notify::new(),
         stopping: tokio::sync::watch::Sender::new(false),
         reports: std::sync::OnceLock::new(),
+        overlay,
     });
     let pipeline = {
         let app = Arc::clone(&app);
@@ -653,6 +697,7 @@ fn save_and_send(
         seq: 0,
         kind: kind.to_string(),
         incident: doc.clone(),
+        published_utc: None,
     });
     let save = IncidentSave {
         incident: IncidentRow {
@@ -684,6 +729,7 @@ fn save_and_send(
         Ok(Some(seq)) => {
             if let Some(mut a) = alert {
                 a.seq = seq;
+                a.published_utc = Some(UtcNanos(now_ns()).to_rfc3339());
                 app.counters
                     .alerts_published
                     .fetch_add(1, Ordering::Relaxed);

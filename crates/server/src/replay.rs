@@ -22,6 +22,91 @@ pub struct ReplayInput {
     pub sensors: Vec<(String, Geodetic)>,
     pub pulses: Vec<Pulse>,
     pub weather: model::Weather,
+    /// Each pulse's clip (a mono 16-bit WAV starting [`CLIP_LEAD_S`] before
+    /// it), aligned with `pulses`; empty when the replay sends none
+    /// ([`attach_clips`]).
+    pub clips: Vec<Option<std::sync::Arc<[u8]>>>,
+    /// Each recording sensor's noise floor and recording length (seconds),
+    /// measured by [`attach_clips`] for [`send_heartbeats`].
+    pub recordings: BTreeMap<String, (Option<f64>, f64)>,
+}
+
+/// Where a pulse falls in its clip, seconds: the clip convention of
+/// [`crate::wire::PulseV1::clip_wav_b64`].
+pub const CLIP_LEAD_S: f64 = 1.0;
+/// Audio after the pulse in a replayed clip, seconds: the sensor agent's
+/// default (docs/sensor.md).
+pub const CLIP_POST_S: f64 = 1.0;
+/// Most clip bytes (before base64) in one replayed report, well inside the
+/// server's default 1 MiB body limit.
+const MAX_REPORT_CLIP_BYTES: usize = 512 << 10;
+
+/// Moves the replay in time so that its first pulse is heard at `start`,
+/// and renames every pulse (`ID-SHIFT`, the shift in nanoseconds) so that the
+/// same folder can be played to one server again and again, as the demo does,
+/// without its pulses being taken for ones already received. Clips move with
+/// their pulses.
+pub fn shift_to(input: &mut ReplayInput, start: model::UtcNanos) {
+    let Some(first) = input.pulses.first().map(|p| p.t.0) else {
+        return;
+    };
+    let shift = start.0.saturating_sub(first);
+    for p in &mut input.pulses {
+        p.t = model::UtcNanos(p.t.0.saturating_add(shift));
+        p.id = model::PulseId(format!("{}-{shift}", p.id.0));
+    }
+}
+
+/// Cuts each pulse's clip from the folder's recordings (a scene folder with
+/// audio, or a research-layout test), as the sensors that heard them would
+/// upload it. Pulses of sensors without a recording, or outside it, get none.
+/// Returns how many clips there are.
+pub fn attach_clips(path: &Path, input: &mut ReplayInput) -> Result<usize, String> {
+    let audio = formats::read_analyze_input(path).map_err(|e| e.to_string())?;
+    let by_sensor: HashMap<&str, &formats::AudioClip> = audio
+        .clips
+        .iter()
+        .map(|c| (c.sensor.0.as_str(), c))
+        .collect();
+    // The noise floor a sensor agent would report: its detector's, over the
+    // whole recording.
+    input.recordings = audio
+        .clips
+        .iter()
+        .map(|c| {
+            let floor = dsp::Detector::new(dsp::DetectorConfig::new(c.sample_rate_hz))
+                .ok()
+                .and_then(|mut d| {
+                    d.process(&c.samples, &mut |_| {});
+                    d.noise_floor_dbfs()
+                });
+            let seconds = c.samples.len() as f64 / f64::from(c.sample_rate_hz);
+            (
+                c.sensor.0.clone(),
+                (floor.map(|f| (f * 10.0).round() / 10.0), seconds),
+            )
+        })
+        .collect();
+    input.clips = input
+        .pulses
+        .iter()
+        .map(|p| {
+            let rec = by_sensor.get(p.sensor.0.as_str())?;
+            let rate = f64::from(rec.sample_rate_hz);
+            let at = p.t.seconds_since(rec.start) * rate;
+            let (from, to) = (
+                (at - CLIP_LEAD_S * rate).round(),
+                (at + CLIP_POST_S * rate).round(),
+            );
+            if from < 0.0 || to > rec.samples.len() as f64 {
+                return None;
+            }
+            let wav =
+                formats::wav_bytes(&rec.samples[from as usize..to as usize], rec.sample_rate_hz);
+            Some(std::sync::Arc::from(wav))
+        })
+        .collect();
+    Ok(input.clips.iter().flatten().count())
 }
 
 /// Reads a folder `locate` reads, anchoring a local frame at `origin` (or the
@@ -53,6 +138,8 @@ pub fn read(path: &Path, origin: Option<Geodetic>) -> Result<ReplayInput, String
         sensors,
         pulses,
         weather: input.weather,
+        clips: Vec::new(),
+        recordings: BTreeMap::new(),
     })
 }
 
@@ -155,6 +242,60 @@ pub async fn replay_to(
     Ok(stats)
 }
 
+/// One heartbeat from each sensor of the replay (`POST /v1/heartbeats`,
+/// signed with its key), as the sensors that made the recordings would send:
+/// the clock is the recording's GPS time (`source: recording`), the noise
+/// floor and buffered audio are the recording's ([`attach_clips`]; none
+/// without it), and nothing is queued. Returns how many the server accepted.
+pub async fn send_heartbeats(
+    server: &str,
+    keys: &HashMap<String, Vec<u8>>,
+    input: &ReplayInput,
+) -> Result<usize, String> {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .map_err(|e| e.to_string())?;
+    let url = format!("{}/v1/heartbeats", server.trim_end_matches('/'));
+    let mut accepted = 0;
+    for (sensor, _) in &input.sensors {
+        let Some(key) = keys.get(sensor) else {
+            return Err(format!("no key for sensor {sensor}"));
+        };
+        let (floor, seconds) = input.recordings.get(sensor).copied().unwrap_or((None, 0.0));
+        let beat = wire::HeartbeatV1 {
+            version: wire::HEARTBEAT_VERSION,
+            sensor: sensor.clone(),
+            t_utc: model::UtcNanos(crate::now_ns()).to_rfc3339(),
+            software_version: format!("shotfix replay {}", env!("CARGO_PKG_VERSION")),
+            uptime_s: seconds,
+            clock: wire::ClockV1 {
+                synced: true,
+                est_error_ms: None,
+                source: "recording".into(),
+            },
+            noise_floor_dbfs: floor,
+            disk_free_bytes: 0,
+            buffer_s: seconds,
+            queue_reports: 0,
+            queue_bytes: 0,
+            input_overruns: 0,
+            settings_version: String::new(),
+        };
+        let body = serde_json::to_string(&beat).map_err(|e| e.to_string())?;
+        let r = post_signed(&client, &url, key, sensor, body)
+            .send()
+            .await
+            .map_err(|e| format!("{url}: {e}"))?;
+        if r.status().is_success() {
+            accepted += 1;
+        } else {
+            return Err(format!("{url}: sensor {sensor}: {}", r.status()));
+        }
+    }
+    Ok(accepted)
+}
+
 /// A sensor's `POST /v1/reports` of `body`, signed now with its key (the
 /// headers of docs/server.md), ready to send.
 pub fn post_signed(
@@ -181,28 +322,36 @@ pub fn reports(input: &ReplayInput) -> Vec<(model::UtcNanos, ReportV1)> {
 }
 
 fn batch(input: &ReplayInput) -> Vec<(model::UtcNanos, ReportV1)> {
+    use base64::Engine;
     let mut reports: Vec<(model::UtcNanos, ReportV1)> = Vec::new();
-    let mut open: BTreeMap<String, usize> = BTreeMap::new();
-    for p in &input.pulses {
+    // Sensor → (open report, its clip bytes so far).
+    let mut open: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    for (k, p) in input.pulses.iter().enumerate() {
         let sensor = p.sensor.0.clone();
+        let clip = input.clips.get(k).and_then(|c| c.as_ref());
+        let clip_len = clip.map_or(0, |c| c.len());
         let pulse = PulseV1 {
             id: p.id.0.replace('/', "_"),
             t_utc: p.t.to_rfc3339(),
             snr_db: p.snr_db,
             peak_db_spl: p.level_db_spl,
             features: None,
-            clip_wav_b64: None,
+            clip_wav_b64: clip.map(|c| base64::engine::general_purpose::STANDARD.encode(c)),
         };
-        match open.get(&sensor) {
-            Some(&i) if p.t.seconds_since(reports[i].0) <= BATCH_S => {
-                reports[i].1.pulses.push(pulse)
+        match open.get_mut(&sensor) {
+            Some((i, bytes))
+                if p.t.seconds_since(reports[*i].0) <= BATCH_S
+                    && *bytes + clip_len <= MAX_REPORT_CLIP_BYTES =>
+            {
+                *bytes += clip_len;
+                reports[*i].1.pulses.push(pulse)
             }
             _ => {
                 let id = format!(
                     "{sensor}-{}",
                     crate::pipeline::short_hash(&format!("{}{}", sensor, p.id.0))
                 );
-                open.insert(sensor.clone(), reports.len());
+                open.insert(sensor.clone(), (reports.len(), clip_len));
                 reports.push((
                     p.t,
                     ReportV1 {

@@ -174,6 +174,14 @@ async fn each_role_may_do_exactly_what_it_should() {
             None,
             &all_but_public,
         ),
+        (Method::GET, "/v1/analytics".into(), None, &all_but_public),
+        (Method::GET, "/v1/coverage".into(), None, &live),
+        (
+            Method::GET,
+            format!("/v1/incidents/{id}/clips"),
+            None,
+            &evidence,
+        ),
         (Method::GET, "/v1/alerts".into(), None, &live),
         (Method::GET, "/v1/alerts/stream".into(), None, &live),
         (Method::GET, "/v1/sensors".into(), None, &live),
@@ -275,10 +283,53 @@ async fn each_role_may_do_exactly_what_it_should() {
         "/v1/health",
         "/v1/openapi.json",
         "/v1/public/incidents",
+        "/v1/map",
+        "/v1/session?probe=true",
     ] {
         let (status, _) = call(Method::GET, &format!("{base}{path}"), None, None).await;
         assert!(status.is_success(), "anonymous {path}: {status}");
     }
+    // The map settings name no sensor, and the probe names nobody.
+    let (_, map) = call(Method::GET, &format!("{base}/v1/map"), None, None).await;
+    let map: Value = serde_json::from_str(&map).unwrap();
+    let sensors = get_json(&format!("{base}/v1/sensors"), f.token(Administrator)).await;
+    let sensors = sensors["sensors"].as_array().unwrap();
+    assert!(!sensors.is_empty());
+    for sensor in sensors {
+        let id = sensor["id"].as_str().unwrap();
+        assert!(!map.to_string().contains(&format!("\"{id}\"")), "{map}");
+        for coordinate in ["lat", "lon"] {
+            let exact = sensor[coordinate].as_f64().unwrap().to_string();
+            assert!(
+                !map.to_string().contains(&exact),
+                "{coordinate} {exact} in {map}"
+            );
+        }
+    }
+    for v in map["center"].as_array().unwrap() {
+        let v = v.as_f64().unwrap();
+        assert!(
+            (v * 100.0 - (v * 100.0).round()).abs() < 1e-9,
+            "centre to 0.01°: {v}"
+        );
+    }
+    let (_, probe) = call(
+        Method::GET,
+        &format!("{base}/v1/session?probe=true"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(
+        serde_json::from_str::<Value>(&probe).unwrap()["actor"],
+        Value::Null
+    );
+    let (status, _) = call(Method::GET, &format!("{base}/v1/session"), None, None).await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "without the probe, 401 as before"
+    );
 
     // The public view: blocks with counts, never a place, a sensor or audio.
     let (_, public) = call(

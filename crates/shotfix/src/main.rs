@@ -232,6 +232,19 @@ enum Command {
         /// 1 = real time, 10 = ten times faster, 0 = as fast as the server accepts.
         #[arg(long, default_value_t = 1.0)]
         speed: f64,
+        /// Send each pulse's audio clip (1 s before to 1 s after it), cut from
+        /// the folder's recordings, as the sensors would upload it.
+        #[arg(long)]
+        clips: bool,
+        /// Send one heartbeat from each sensor first (with --server): the
+        /// recording's noise floor and length, its clock as the recording's.
+        #[arg(long, requires = "server")]
+        heartbeats: bool,
+        /// Move the replay so its first pulse is heard at this time (RFC 3339,
+        /// or `now`), renaming its pulses: the same folder can then be played
+        /// to one server again.
+        #[arg(long)]
+        start_at: Option<String>,
     },
     /// Start everything: the server (on SQLite unless --db says otherwise) and a simulated city of sensors firing a scenario through the real ingest path.
     Demo {
@@ -245,6 +258,13 @@ enum Command {
         /// Play the scenario once, print health and stop.
         #[arg(long)]
         once: bool,
+        /// The map's tile URL template ({z}/{x}/{y}); "" for none (the
+        /// simulated city's streets and buildings are drawn either way).
+        #[arg(long, default_value = server::config::OSM_TILES)]
+        tiles: String,
+        /// The city's IANA time zone for displayed times and analytics.
+        #[arg(long, default_value = "UTC")]
+        timezone: String,
     },
     /// Train the gunfire classifier on simulated scenes (and the real
     /// Pittsburgh recordings) and write it as a model file.
@@ -454,21 +474,37 @@ fn main() -> ExitCode {
             db,
             origin,
             speed,
+            clips,
+            heartbeats,
+            start_at,
         } => serve_cmd::replay(
             &path,
             serve_cmd::replay_target(server, mqtt, mqtt_topic),
             config.as_deref(),
             write_config.as_deref(),
             db.as_deref(),
-            origin.as_deref(),
-            speed,
+            &serve_cmd::ReplayOptions {
+                origin,
+                speed,
+                clips,
+                heartbeats,
+                start_at,
+            },
         ),
         Command::Demo {
             scenario,
             db,
             listen,
             once,
-        } => serve_cmd::demo(&scenario, db, &listen, once),
+            tiles,
+            timezone,
+        } => serve_cmd::demo(
+            &scenario,
+            db,
+            &listen,
+            once,
+            serve_cmd::DemoMap { tiles, timezone },
+        ),
         Command::Eval(EvalCommand::Scenarios { dir, seeds, json }) => {
             eval_sim::run(&dir, seeds, json)
         }

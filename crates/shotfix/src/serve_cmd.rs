@@ -70,17 +70,46 @@ pub fn parse_origin(text: &str) -> Result<Geodetic> {
 /// `--mqtt URL [--mqtt-topic FILTER]` instead of `--server`), or
 /// `--write-config FILE [--db FILE|URL]` to make a server configuration for
 /// PATH's sensors.
+/// How `shotfix replay` plays a folder.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReplayOptions {
+    /// LAT,LON[,ALT_M] anchoring a local frame.
+    pub origin: Option<String>,
+    pub speed: f64,
+    /// Each pulse with its clip, cut from the folder's recordings.
+    pub clips: bool,
+    /// One heartbeat per sensor before the pulses.
+    pub heartbeats: bool,
+    /// Move the first pulse to this time (RFC 3339 or `now`), renaming the
+    /// pulses so the folder can be played to one server more than once.
+    pub start_at: Option<String>,
+}
+
 pub fn replay(
     path: &Path,
     target: Option<replay::Target>,
     config: Option<&Path>,
     write_config: Option<&Path>,
     db: Option<&OsStr>,
-    origin: Option<&str>,
-    speed: f64,
+    options: &ReplayOptions,
 ) -> Result<()> {
-    let origin = origin.map(parse_origin).transpose()?;
-    let input = replay::read(path, origin).map_err(|e| anyhow!(e))?;
+    let speed = options.speed;
+    let origin = options.origin.as_deref().map(parse_origin).transpose()?;
+    let mut input = replay::read(path, origin).map_err(|e| anyhow!(e))?;
+    if (options.clips || options.heartbeats) && write_config.is_none() {
+        match replay::attach_clips(path, &mut input) {
+            Ok(n) if options.clips => {
+                eprintln!(
+                    "shotfix replay: {n} of {} pulses with clips",
+                    input.pulses.len()
+                )
+            }
+            Ok(_) => input.clips.clear(),
+            Err(e) if options.clips => return Err(anyhow!("--clips: {e}")),
+            // Heartbeats without a recording: no noise floor.
+            Err(_) => {}
+        }
+    }
     if let Some(out) = write_config {
         let database = db.map_or_else(|| Database::from(Path::new("shotfix.db")), Database::parse);
         let config = replay::server_config(&input, database);
@@ -104,9 +133,24 @@ pub fn replay(
             "--speed {speed}: must be ≥ 0 (0 = as fast as possible)"
         ));
     }
+    if let Some(at) = &options.start_at {
+        let t = if at == "now" {
+            model::UtcNanos(server::now_ns())
+        } else {
+            model::UtcNanos::parse_rfc3339(at)
+                .map_err(|e| anyhow!("--start-at {at}: {e} (RFC 3339, or now)"))?
+        };
+        replay::shift_to(&mut input, t);
+    }
     let keys = replay::keys(&load_config(config)?);
     let stats = runtime()?
-        .block_on(replay::replay_to(&target, &keys, &input, speed))
+        .block_on(async {
+            if let (true, replay::Target::Http(url)) = (options.heartbeats, &target) {
+                let n = replay::send_heartbeats(url, &keys, &input).await?;
+                eprintln!("shotfix replay: {n} heartbeats sent");
+            }
+            replay::replay_to(&target, &keys, &input, speed).await
+        })
         .map_err(|e| anyhow!(e))?;
     let to = match &target {
         replay::Target::Http(url) => url.clone(),
@@ -169,6 +213,20 @@ pub fn config_toml(c: &ServerConfig) -> String {
             m.url, m.topic, m.client_id
         ));
     }
+    if c.map != server::config::MapConfig::default() {
+        let m = &c.map;
+        let text = |v: &str| toml::Value::String(v.to_string());
+        s.push_str(&format!(
+            "\n[map]\ntiles = {}\nattribution = {}\nmax_zoom = {}\ntimezone = {}\n",
+            text(&m.tiles),
+            text(&m.attribution),
+            m.max_zoom,
+            text(&m.timezone)
+        ));
+        if let Some(o) = &m.overlay {
+            s.push_str(&format!("overlay = {}\n", text(&o.to_string_lossy())));
+        }
+    }
     for x in &c.sensors {
         s.push_str(&format!(
             "\n[[sensors]]\nid = \"{}\"\nkey = \"{}\"\nlat = {}\nlon = {}\nalt_m = {}\n",
@@ -182,20 +240,40 @@ pub fn config_toml(c: &ServerConfig) -> String {
 /// a file or a `postgres://` URL), and a simulated city of sensors
 /// playing a scenario through the real signed ingest path in real time, again
 /// and again (each pass moved to the present), until Ctrl-C.
-pub fn demo(scenario_path: &Path, db: Option<OsString>, listen: &str, once: bool) -> Result<()> {
+/// The demo's map settings.
+#[derive(Debug, Clone)]
+pub struct DemoMap {
+    pub tiles: String,
+    pub timezone: String,
+}
+
+pub fn demo(
+    scenario_path: &Path,
+    db: Option<OsString>,
+    listen: &str,
+    once: bool,
+    map: DemoMap,
+) -> Result<()> {
     let dir = tempfile::tempdir().context("make a temporary folder")?;
     let db = db.map_or_else(
         || Database::from(dir.path().join("demo.db")),
         Database::parse,
     );
-    let mut scenario = crate::simulate_cmd::load_scenario(scenario_path)?;
-    scenario.output.audio = false;
+    // With audio: each replayed pulse carries its clip, so the dashboard's
+    // incident page has waveforms, spectrograms and sound.
+    let scenario = crate::simulate_cmd::load_scenario(scenario_path)?;
     let scene =
         sim::simulate(&scenario).map_err(|e| anyhow!("{}: {e}", scenario_path.display()))?;
     let scene_dir = dir.path().join("scene");
     crate::simulate_cmd::write(&scene, &scene_dir)?;
-    let input = replay::read(&scene_dir, None).map_err(|e| anyhow!(e))?;
+    let mut input = replay::read(&scene_dir, None).map_err(|e| anyhow!(e))?;
+    replay::attach_clips(&scene_dir, &mut input).map_err(|e| anyhow!(e))?;
+    crate::simulate_cmd::write_city(&scenario, &scene, &scene_dir)?;
+    let overlay = scene_dir.join(crate::simulate_cmd::CITY_FILE);
     let mut config = replay::server_config(&input, db.clone());
+    config.map.overlay = Some(overlay);
+    config.map.tiles = map.tiles;
+    config.map.timezone = map.timezone;
     config.listen = listen
         .parse()
         .with_context(|| format!("--listen {listen}"))?;
@@ -220,10 +298,10 @@ pub fn demo(scenario_path: &Path, db: Option<OsString>, listen: &str, once: bool
         loop {
             let mut pass = input.clone();
             // Move the scene to now, so the feed looks live.
-            let shift = server::now_ns() - pass.pulses.first().map_or(0, |p| p.t.0);
-            for p in &mut pass.pulses {
-                p.t = model::UtcNanos(p.t.0 + shift);
-                p.id = model::PulseId(format!("{}-{}", p.id.0, shift));
+            replay::shift_to(&mut pass, model::UtcNanos(server::now_ns()));
+            // The simulated sensors' health, once a pass (a minute or two).
+            if let Err(e) = replay::send_heartbeats(&url, &keys, &pass).await {
+                eprintln!("shotfix demo: heartbeats: {e}");
             }
             println!("shotfix demo: playing {} pulses", pass.pulses.len());
             let stats = tokio::select! {

@@ -104,6 +104,7 @@ pub fn run(scenario_path: &Path, out: &Path) -> anyhow::Result<()> {
     prepare_out(out)?;
     let scene = sim::simulate(&scenario).with_context(|| format!("{}", scenario_path.display()))?;
     write(&scene, out)?;
+    write_city(&scenario, &scene, out)?;
     let gunshots = scene.truth.iter().filter(|e| e.is_gunshot()).count();
     println!(
         "{}: {} sensors, {} events ({} gunshots), {} pulses, {} audio files of {:.1} s -> {}",
@@ -117,4 +118,59 @@ pub fn run(scenario_path: &Path, out: &Path) -> anyhow::Result<()> {
         out.display()
     );
     Ok(())
+}
+
+/// The simulated city as a map overlay, in the scene folder beside
+/// `buildings.json` (which keeps the local frame for the simulator).
+pub const CITY_FILE: &str = "city.geojson";
+
+/// Writes [`CITY_FILE`]: the city's streets and buildings in WGS84, for a
+/// server's `map.overlay`.
+pub fn write_city(scenario: &sim::Scenario, scene: &sim::Scene, dir: &Path) -> anyhow::Result<()> {
+    let streets = scenario
+        .city
+        .plan()
+        .map(|p| p.streets())
+        .unwrap_or_default();
+    let path = dir.join(CITY_FILE);
+    std::fs::write(&path, city_overlay(scene, &streets).to_string())
+        .with_context(|| format!("write {}", path.display()))
+}
+
+/// The simulated city as a GeoJSON overlay (WGS84): its buildings as
+/// polygons (`kind: building`, with height) and its streets' centre lines
+/// (`kind: street`).
+pub fn city_overlay(scene: &sim::Scene, streets: &[[[f64; 2]; 2]]) -> serde_json::Value {
+    let frame = model::LocalFrame::new(scene.origin);
+    let lonlat = |p: [f64; 2]| {
+        let g = frame.to_geodetic(model::Point3 {
+            x: p[0],
+            y: p[1],
+            z: 0.0,
+        });
+        let r = |v: f64| (v * 1e7).round() / 1e7;
+        serde_json::json!([r(g.lon_deg), r(g.lat_deg)])
+    };
+    let mut features: Vec<serde_json::Value> = scene
+        .buildings
+        .iter()
+        .filter(|b| b.footprint.len() >= 3)
+        .map(|b| {
+            let mut ring: Vec<serde_json::Value> = b.footprint.iter().map(|p| lonlat(*p)).collect();
+            ring.push(lonlat(b.footprint[0]));
+            serde_json::json!({
+                "type": "Feature",
+                "geometry": {"type": "Polygon", "coordinates": [ring]},
+                "properties": {"kind": "building", "height_m": (b.height_m * 10.0).round() / 10.0},
+            })
+        })
+        .collect();
+    features.extend(streets.iter().map(|[p, q]| {
+        serde_json::json!({
+            "type": "Feature",
+            "geometry": {"type": "LineString", "coordinates": [lonlat(*p), lonlat(*q)]},
+            "properties": {"kind": "street"},
+        })
+    }));
+    serde_json::json!({"type": "FeatureCollection", "features": features})
 }

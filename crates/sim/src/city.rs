@@ -325,6 +325,29 @@ pub struct CityPlan {
 }
 
 impl CityPlan {
+    /// The streets' centre lines (local metres), each from one end of the
+    /// grid to the other: they run between the blocks [`CityPlan::generate`]
+    /// fills, on every block boundary.
+    pub fn streets(&self) -> Vec<[[f64; 2]; 2]> {
+        let nx = (self.width_m / self.block_m).floor().max(1.0) as usize;
+        let ny = (self.depth_m / self.block_m).floor().max(1.0) as usize;
+        let (x0, y0) = (
+            -(nx as f64) * self.block_m / 2.0,
+            -(ny as f64) * self.block_m / 2.0,
+        );
+        let (x1, y1) = (-x0, -y0);
+        let mut out = Vec::with_capacity(nx + ny + 2);
+        for i in 0..=nx {
+            let x = x0 + i as f64 * self.block_m;
+            out.push([[x, y0], [x, y1]]);
+        }
+        for j in 0..=ny {
+            let y = y0 + j as f64 * self.block_m;
+            out.push([[x0, y], [x1, y]]);
+        }
+        out
+    }
+
     /// Builds the city deterministically from `rng`.
     pub fn generate(&self, rng: &mut ChaCha8Rng) -> Vec<Building> {
         let mut out = Vec::new();
@@ -426,6 +449,15 @@ mod tests {
         };
         let city = City::new(plan.generate(&mut rng));
         assert!(city.buildings().iter().all(Building::is_valid));
+        // The streets run between the buildings: no street centre line
+        // crosses a building.
+        let streets = plan.streets();
+        assert_eq!(streets.len(), 8 + 1 + 6 + 1);
+        for b in city.buildings() {
+            for [p, q] in &streets {
+                assert!(b.clip(*p, *q).is_none(), "{b:?} is crossed by {p:?}–{q:?}");
+            }
+        }
         let mut scratch = Vec::new();
         for _ in 0..500 {
             let p = [rng.gen_range(-450.0..450.0), rng.gen_range(-350.0..350.0)];

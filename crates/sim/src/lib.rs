@@ -34,7 +34,7 @@ pub use scenario::{Scenario, ScenarioError};
 pub use source::ImpulseKind;
 
 use crate::atmosphere::Air;
-use crate::city::{Building, City, CityPlan};
+use crate::city::{Building, City};
 use crate::propagation::{diffraction_loss_db, PathKind};
 use crate::render::{absorption_cutoff_hz, Arrival, Noise, Wave};
 use crate::scenario::{invalid, Cadence, FaultKind};
@@ -224,18 +224,9 @@ impl World {
             .map_err(|e| invalid("start_utc", e.to_string()))?;
         let w = &scenario.weather;
         let c = &scenario.city;
-        let city = if c.open_ground {
-            City::new(Vec::new())
-        } else {
-            let plan = CityPlan {
-                width_m: c.width_m,
-                depth_m: c.depth_m,
-                block_m: c.block_m,
-                street_m: c.street_m,
-                min_height_m: c.min_height_m,
-                max_height_m: c.max_height_m,
-            };
-            City::new(plan.generate(&mut rng(scenario.seed, Stream::City, 0)))
+        let city = match c.plan() {
+            None => City::new(Vec::new()),
+            Some(plan) => City::new(plan.generate(&mut rng(scenario.seed, Stream::City, 0))),
         };
         let listeners = place_sensors(scenario, &city)?;
         let (emissions, truth) = emissions(scenario, &city, start)?;

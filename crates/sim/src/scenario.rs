@@ -102,6 +102,20 @@ pub struct CitySpec {
     pub open_ground: bool,
 }
 
+impl CitySpec {
+    /// The street grid to build, or `None` for open ground.
+    pub fn plan(&self) -> Option<crate::city::CityPlan> {
+        (!self.open_ground).then_some(crate::city::CityPlan {
+            width_m: self.width_m,
+            depth_m: self.depth_m,
+            block_m: self.block_m,
+            street_m: self.street_m,
+            min_height_m: self.min_height_m,
+            max_height_m: self.max_height_m,
+        })
+    }
+}
+
 fn default_block() -> f64 {
     100.0
 }

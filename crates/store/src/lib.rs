@@ -697,6 +697,19 @@ impl Db {
         )
     }
 
+    /// Whether a pulse's clip is stored, without reading it.
+    pub fn has_clip(&self, sensor: &str, pulse: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .row(
+                "look up clip",
+                "SELECT COUNT(*) FROM clips WHERE sensor = ?1 AND pulse = ?2",
+                &args![sensor, pulse],
+                Row::int,
+            )?
+            .unwrap_or(0)
+            > 0)
+    }
+
     // ---- incidents, alerts, outbox ------------------------------------------------
 
     /// Saves a new version of an incident, and with it (same transaction) its
