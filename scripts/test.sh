@@ -129,12 +129,16 @@ fi
 # The dashboard's third-party code comes from npm through the lockfile, never
 # committed: no built bundle or installed package in the repository, and every
 # import in web/src is a relative file or a package the lockfile pins.
-if git ls-files --error-unmatch web/dist web/node_modules >/dev/null 2>&1; then
+if [ -n "$(git ls-files -- web/dist web/node_modules)" ]; then
     echo "error: web/dist or web/node_modules is committed" >&2
     exit 1
 fi
-for pkg in $(grep -ho "from '[^.][^']*'" web/src/*.js web/test/*.mjs | sed "s/from '//; s/'//; s|^\(@[^/]*/[^/]*\).*|\1|; s|^\([^@][^/]*\).*|\1|" | sort -u); do
-    case "$pkg" in node:*) continue ;; esac
+# Every module specifier (`from '…'`, a bare `import '…'`, `import('…')`,
+# either quote) that is not relative (./, ../) or a node: built-in names a
+# package; it must be in the lockfile.
+specifiers="$(grep -hoE "(from|import)[[:space:]]*\(?[[:space:]]*['\"][^'\"]+['\"]" web/build.mjs web/src/*.js web/test/*.mjs \
+    | sed -E "s/^(from|import)[[:space:]]*\(?[[:space:]]*['\"]//; s/['\"]\$//")"
+for pkg in $(grep -vE '^(\.|node:)' <<<"$specifiers" | sed -E 's|^(@[^/]+/[^/]+).*|\1|; s|^([^@][^/]*).*|\1|' | sort -u); do
     if ! grep -q "\"node_modules/$pkg\"" web/package-lock.json; then
         echo "error: web imports $pkg, which web/package-lock.json does not pin" >&2
         exit 1

@@ -1,7 +1,7 @@
 // Analytics: where (an H3 hexagon heatmap), when (hour of day by day of week
 // in the city's time zone) and how it changes (weekly counts), filtered by
 // time, class and area (the map's view).
-import { L, baseMap, fit, legend } from './map.js';
+import { L, text, baseMap, fit, legend } from './map.js';
 import { api, h, svg, query, table, failure } from './util.js';
 
 const DAYS = ['Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat', 'Sun'];
@@ -48,13 +48,14 @@ export async function analyticsPage(root, ctx) {
   res.value = '9';
   const area = h('input', { type: 'checkbox', id: 'area' });
   const out = h('div', { id: 'analytics-out' });
+  const repeatBox = h('section', { class: 'side card', id: 'repeat' });
   const totals = h('p', { id: 'analytics-total' });
   const form = h('form', { class: 'filters row' },
     h('label', {}, 'From ', from), h('label', {}, 'to ', to), h('label', {}, 'Class ', cls), h('label', {}, 'Cells ', res),
     h('label', {}, area, ' only the area in view'), h('button', { type: 'submit' }, 'Apply'));
   root.replaceChildren(h('section', { class: 'card' }, h('h1', {}, 'Analytics'), form, totals),
-    h('div', { class: 'split' }, mapEl, h('section', { class: 'side card', id: 'repeat' })), out);
-  const map = baseMap(mapEl, ctx.settings);
+    h('div', { class: 'split' }, mapEl, repeatBox), out);
+  const map = baseMap(mapEl, ctx.settings, ctx);
   const layer = L.layerGroup().addTo(map);
   let shownLegend = null;
   let first = true;
@@ -62,8 +63,9 @@ export async function analyticsPage(root, ctx) {
   async function load() {
     const b = map.getBounds();
     const params = {
-      since: from.value ? new Date(`${from.value}T00:00:00Z`).toISOString() : undefined,
-      until: to.value ? new Date(new Date(`${to.value}T00:00:00Z`).getTime() + 86400e3).toISOString() : undefined,
+      // Days in the city's time zone (the server turns them into instants).
+      from: from.value || undefined,
+      to: to.value || undefined,
       class: cls.value,
       res: res.value,
       bbox: area.checked ? [b.getWest(), b.getSouth(), b.getEast(), b.getNorth()].map((v) => v.toFixed(6)).join(',') : undefined,
@@ -75,19 +77,20 @@ export async function analyticsPage(root, ctx) {
       totals.replaceChildren(failure(e));
       return;
     }
+    if (!ctx.alive()) return;
     totals.textContent = `${a.total} incident(s); times in ${a.timezone}.`;
     layer.clearLayers();
     const max = Math.max(1, ...a.hexes.features.map((f) => f.properties.count));
     const geo = L.geoJSON(a.hexes, {
       style: (f) => ({ color: '#7f0000', weight: 0.5, fillColor: HEAT(f.properties.count / max), fillOpacity: 0.8 }),
-      onEachFeature: (f, l) => l.bindTooltip(`${f.properties.count} incident(s)`),
+      onEachFeature: (f, l) => l.bindTooltip(text(`${f.properties.count} incident(s)`)),
     }).addTo(layer);
     if (shownLegend) shownLegend.remove();
     shownLegend = legend(map, 'incidents per hexagon', [[HEAT(1 / max), '1'], [HEAT(1), String(max)]]);
     if (first && a.hexes.features.length) fit(map, geo.getBounds(), 16);
     first = false;
     const repeat = [...a.hexes.features].sort((x, y) => y.properties.count - x.properties.count).slice(0, 10);
-    document.getElementById('repeat').replaceChildren(h('h2', {}, 'Repeat locations'),
+    repeatBox.replaceChildren(h('h2', {}, 'Repeat locations'),
       repeat.length
         ? table(['H3 cell', 'incidents'], repeat.map((f) => h('tr', {}, h('td', { class: 'mono' }, f.properties.cell), h('td', {}, String(f.properties.count)))))
         : h('p', { class: 'muted' }, 'None.'));
@@ -97,7 +100,7 @@ export async function analyticsPage(root, ctx) {
   }
   form.addEventListener('submit', (ev) => {
     ev.preventDefault();
-    load();
+    load().catch((e) => totals.replaceChildren(failure(e)));
   });
   await load();
 }

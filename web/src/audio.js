@@ -4,6 +4,15 @@
 import FFT from 'fft.js';
 import { h } from './util.js';
 
+/** Object URLs made for players, released when the page is left. */
+const urls = new Set();
+
+/** Releases every clip's object URL (call when leaving the page). */
+export function releaseClips() {
+  for (const u of urls) URL.revokeObjectURL(u);
+  urls.clear();
+}
+
 /** The sample rate in a WAV header, or 48 kHz if it cannot be read. */
 function wavRate(buf) {
   const v = new DataView(buf);
@@ -133,7 +142,9 @@ export function clipPanel(url, title, { leadS = null } = {}) {
       }
       if (!r.ok) throw new Error(`${r.status}`);
       const buf = await r.arrayBuffer();
-      player.src = URL.createObjectURL(new Blob([buf], { type: 'audio/wav' }));
+      const objectUrl = URL.createObjectURL(new Blob([buf], { type: 'audio/wav' }));
+      urls.add(objectUrl);
+      player.src = objectUrl;
       const { samples, rate } = await decode(buf);
       const seconds = samples.length / rate;
       let marker = null;

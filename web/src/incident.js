@@ -2,9 +2,9 @@
 // sequence), what (class, confidence, rounds, shooters), the evidence (the
 // sensors used with their residuals, each sensor's audio), the review actions
 // and the full change history.
-import { L, baseMap, fit, ellipse, sensorMarker, CLASS_COLOURS } from './map.js';
+import { L, text, baseMap, fit, ellipse, sensorMarker, CLASS_COLOURS } from './map.js';
 import { api, h, svg, fmtTime, fmt, className, table, failure } from './util.js';
-import { clipPanel } from './audio.js';
+import { clipPanel, releaseClips } from './audio.js';
 
 const ACTIONS = {
   confirm: 'Confirm as published',
@@ -165,6 +165,8 @@ export async function incidentPage(root, id, ctx) {
   const sensors = ctx.may('sensors') ? (await api('/v1/sensors')).sensors : [];
   // Only clips that exist are fetched (each fetch is a logged read of audio).
   const clips = ctx.may('audio') ? new Set((await api(`${path}/clips`)).clips) : new Set();
+  if (!ctx.alive()) return;
+  ctx.onCleanup(releaseClips);
   const byId = new Map(sensors.map((s) => [s.id, s]));
   const mapEl = h('div', { class: 'map', id: 'incident-map' });
   const evidence = h('section', { class: 'card', id: 'evidence' });
@@ -175,22 +177,22 @@ export async function incidentPage(root, id, ctx) {
     h('div', { class: 'split' },
       h('div', {}, mapEl, doc.shots.length ? h('section', { class: 'card' }, h('h2', {}, 'Shot sequence'), timeline(doc.shots), shotsTable(doc, (i) => select(i))) : ''),
       h('div', { class: 'side' }, summary(doc, ctx),
-        ctx.may('review') ? (form = reviewForm(doc, () => incidentPage(root, id, ctx))) : '')),
+        ctx.may('review') ? (form = reviewForm(doc, ctx.reload)) : '')),
     evidence, historyBox);
 
-  const map = baseMap(mapEl, ctx.settings);
+  const map = baseMap(mapEl, ctx.settings, ctx);
   const layers = L.layerGroup().addTo(map);
   const points = [];
   for (const [i, s] of doc.shots.entries()) {
     const colour = CLASS_COLOURS[s.class] || '#546e7a';
     L.layerGroup([
       ellipse(s, { color: colour }),
-      L.circleMarker([s.lat, s.lon], { radius: 5, color: '#fff', weight: 1.5, fillColor: colour, fillOpacity: 1 }).bindTooltip(`shot ${i + 1}: ±${fmt(s.err95_m, 1)} m`),
+      L.circleMarker([s.lat, s.lon], { radius: 5, color: '#fff', weight: 1.5, fillColor: colour, fillOpacity: 1 }).bindTooltip(text(`shot ${i + 1}: ±${fmt(s.err95_m, 1)} m`)),
     ]).addTo(layers);
     points.push([s.lat, s.lon]);
   }
   if (doc.review && doc.review.lat !== undefined && doc.review.lat !== null) {
-    L.circleMarker([doc.lat, doc.lon], { radius: 8, color: '#000', weight: 2, fill: false }).bindTooltip('place given by review').addTo(map);
+    L.circleMarker([doc.lat, doc.lon], { radius: 8, color: '#000', weight: 2, fill: false }).bindTooltip(text('place given by review')).addTo(map);
   }
   const rays = L.layerGroup().addTo(map);
   if (form) map.on('click', (e) => form.setPlace(e.latlng));
@@ -235,6 +237,7 @@ export async function incidentPage(root, id, ctx) {
   if (ctx.may('evidence')) {
     try {
       const { history } = await api(`${path}/history`);
+      if (!ctx.alive()) return;
       historyBox.replaceChildren(h('h2', {}, 'Change history'),
         h('p', { class: 'muted' }, 'Append-only and hash-chained: each entry holds the hash of the one before.'), historyList(history));
     } catch (e) {

@@ -1,6 +1,6 @@
 // The live view: the map and the recent incidents, with new alerts arriving
 // over the server's SSE feed within a second of publication, with a sound.
-import { L, baseMap, fit, hull, sensorMarker, CLASS_COLOURS, ellipse } from './map.js';
+import { L, text, baseMap, fit, hull, sensorMarker, CLASS_COLOURS, ellipse } from './map.js';
 import { api, h, query, fmtTime, fmt, className, failure } from './util.js';
 
 /** The audible cue: short tones from Web Audio (no audio file to fetch). */
@@ -42,6 +42,8 @@ class Cue {
 }
 
 const cue = new Cue();
+// Browsers start audio only after a gesture: any click unlocks the tone.
+document.addEventListener('click', () => { if (cue.enabled) cue.unlock(); });
 
 export async function livePage(root, ctx) {
   const mapEl = h('div', { class: 'map', id: 'live-map' });
@@ -58,7 +60,6 @@ export async function livePage(root, ctx) {
     if (cue.enabled) cue.unlock();
     showSound();
   });
-  document.addEventListener('click', () => { if (cue.enabled) cue.unlock(); }, { once: true });
   root.replaceChildren(h('div', { class: 'split' },
     mapEl,
     h('section', { class: 'side' },
@@ -66,13 +67,48 @@ export async function livePage(root, ctx) {
       h('p', { class: 'muted' }, 'The 50 latest incidents, newest first. Alerts go out when the machine locates a shot; review does not hold them back.'),
       list)));
 
-  const map = baseMap(mapEl, ctx.settings);
+  const map = baseMap(mapEl, ctx.settings, ctx);
   const layer = L.layerGroup().addTo(map);
   const shown = new Map(); // incident id -> {doc, li, marker}
   const points = [];
 
+  // Subscribe first and read the recent list once the feed is open: an
+  // alert published in between is in one or the other (or both: the newer
+  // version wins).
+  const source = new EventSource('/v1/alerts/stream');
+  ctx.onCleanup(() => source.close());
+  const opened = new Promise((resolve) => {
+    source.addEventListener('open', resolve, { once: true });
+    setTimeout(resolve, 3000);
+  });
+  source.onopen = () => { status.textContent = '● live'; status.className = 'feed-status up'; };
+  source.onerror = () => { status.textContent = 'reconnecting…'; status.className = 'feed-status down'; };
+  const onAlert = (ev) => {
+    const received = Date.now();
+    let a;
+    try { a = JSON.parse(ev.data); } catch { return; }
+    const li = render(a.incident, a.kind, received, a.published_utc);
+    if (li) {
+      // When the first alert was on the page, kept through later updates
+      // (the browser test measures publication → shown).
+      const entry = shown.get(a.incident.id);
+      if (a.kind === 'alert') entry.alert = { shown: Date.now(), published: a.published_utc };
+      if (entry.alert) {
+        li.dataset.alertShown = String(entry.alert.shown);
+        li.dataset.alertPublished = entry.alert.published;
+      }
+    }
+    cue.play(a.kind);
+    map.panTo([a.incident.lat, a.incident.lon]);
+  };
+  for (const kind of ['alert', 'update', 'cancel']) source.addEventListener(kind, onAlert);
+
+  await opened;
+  if (!ctx.alive()) return;
+
   if (ctx.may('sensors')) {
     const { sensors } = await api('/v1/sensors');
+    if (!ctx.alive()) return;
     const pts = sensors.map((s) => [s.lat, s.lon]);
     if (pts.length >= 3) L.polygon(hull(pts), { color: '#1565c0', weight: 1, dashArray: '4 4', fill: false, interactive: false }).addTo(map);
     for (const s of sensors) sensorMarker(s).addTo(map);
@@ -91,7 +127,7 @@ export async function livePage(root, ctx) {
     const marker = L.layerGroup([
       ellipse(doc.shots && doc.shots[0] ? { ...doc.shots[0], lat: doc.lat, lon: doc.lon } : doc, { color: colour }),
       L.circleMarker([doc.lat, doc.lon], { radius: 7, color: '#fff', weight: 2, fillColor: colour, fillOpacity: dismissed ? 0.3 : 1 }),
-    ]).bindTooltip(`${className(doc.class)}, ${doc.rounds} round(s)`);
+    ]).bindTooltip(text(`${className(doc.class)}, ${doc.rounds} round(s)`));
     marker.on('click', () => { location.hash = `#/incident/${encodeURIComponent(doc.id)}`; });
     layer.addLayer(marker);
     const li = h('li', {
@@ -116,33 +152,9 @@ export async function livePage(root, ctx) {
     return li;
   }
 
-  // Subscribe first, then read the recent list: nothing falls between.
-  const source = new EventSource('/v1/alerts/stream');
-  source.onopen = () => { status.textContent = '● live'; status.className = 'feed-status up'; };
-  source.onerror = () => { status.textContent = 'reconnecting…'; status.className = 'feed-status down'; };
-  const onAlert = (ev) => {
-    const received = Date.now();
-    let a;
-    try { a = JSON.parse(ev.data); } catch { return; }
-    const li = render(a.incident, a.kind, received, a.published_utc);
-    if (li) {
-      // When the first alert was on the page, kept through later updates
-      // (the browser test measures publication → shown).
-      const entry = shown.get(a.incident.id);
-      if (a.kind === 'alert') entry.alert = { shown: Date.now(), published: a.published_utc };
-      if (entry.alert) {
-        li.dataset.alertShown = String(entry.alert.shown);
-        li.dataset.alertPublished = entry.alert.published;
-      }
-    }
-    cue.play(a.kind);
-    map.panTo([a.incident.lat, a.incident.lon]);
-  };
-  for (const kind of ['alert', 'update', 'cancel']) source.addEventListener(kind, onAlert);
-  ctx.onCleanup(() => source.close());
-
   try {
     const { incidents } = await api(`/v1/incidents${query({ limit: 50 })}`);
+    if (!ctx.alive()) return;
     for (const doc of incidents) {
       if (doc.rounds === 0) continue;
       render(doc, null, null, null);

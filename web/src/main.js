@@ -20,7 +20,7 @@ const PAGES = [
   { path: 'public', title: 'Public view', may: null, page: publicPage },
 ];
 
-const state = { who: null, settings: null, cleanup: null };
+const state = { who: null, settings: null, cleanups: [], generation: 0 };
 
 function allowed(perm) {
   return perm === null || (state.who && state.who.may.includes(perm));
@@ -49,6 +49,8 @@ async function logout() {
 }
 
 function loginPage(root) {
+  // After logging in, the page that was asked for (a deep link), else home.
+  const wanted = location.hash.startsWith('#/login') ? null : location.hash;
   const name = h('input', { id: 'name', autocomplete: 'username', required: true, placeholder: 'name' });
   const password = h('input', { id: 'password', type: 'password', autocomplete: 'current-password', required: true, placeholder: 'password' });
   const why = h('p', { class: 'error', role: 'alert' });
@@ -65,7 +67,10 @@ function loginPage(root) {
       await api('/v1/session', { method: 'POST', body: { name: name.value, password: password.value } });
       state.who = await api('/v1/session');
       renderNav();
-      location.hash = `#/${home()}`;
+      const next = wanted || `#/${home()}`;
+      // The same hash fires no hashchange: route by hand.
+      if (location.hash === next) route();
+      else location.hash = next;
     } catch (e) {
       why.textContent = e.message;
     }
@@ -81,16 +86,30 @@ function home() {
 }
 
 async function route() {
-  if (state.cleanup) {
-    try { state.cleanup(); } catch { /* a page's own cleanup failing must not stop navigation */ }
-    state.cleanup = null;
+  // Each navigation is a generation: a page still loading from an earlier
+  // one finds itself stale (ctx.alive) and its cleanups run at once.
+  state.generation += 1;
+  const generation = state.generation;
+  for (const f of state.cleanups.splice(0)) {
+    try { f(); } catch { /* a page's own cleanup failing must not stop navigation */ }
   }
   const root = document.getElementById('page');
   root.replaceChildren();
   const hash = location.hash.replace(/^#\/?/, '');
   const [path, ...rest] = hash.split('/');
   for (const a of document.querySelectorAll('#nav a')) a.classList.toggle('current', a.dataset.path === path);
-  const ctx = { who: state.who, settings: state.settings, may: allowed, onCleanup: (f) => { state.cleanup = f; } };
+  const alive = () => generation === state.generation;
+  const ctx = {
+    who: state.who,
+    settings: state.settings,
+    may: allowed,
+    alive,
+    onCleanup: (f) => {
+      if (alive()) state.cleanups.push(f);
+      else f();
+    },
+    reload: () => { if (alive()) route(); },
+  };
   try {
     if (path === 'login') return loginPage(root);
     if (path === 'incident' && rest.length) {
@@ -109,7 +128,7 @@ async function route() {
     }
     return await page.page(root, ctx);
   } catch (e) {
-    root.append(failure(e));
+    if (alive()) root.append(failure(e));
     return undefined;
   }
 }

@@ -10,12 +10,24 @@ export const CLASS_COLOURS = {
   gunfire: '#c62828', probable_gunfire: '#ef6c00', fireworks: '#6a1b9a', other: '#546e7a', unknown: '#546e7a',
 };
 
-/** A Leaflet map in `el` with the server's base layers (`settings` from /v1/map). */
-export function baseMap(el, settings, { zoomControl = true } = {}) {
-  const map = L.map(el, { zoomControl, preferCanvas: false, attributionControl: true });
+/**
+ * A Leaflet map in `el` with the server's base layers (`settings` from
+ * /v1/map), removed when the page is left (`ctx.onCleanup`).
+ */
+export function baseMap(el, settings, ctx) {
+  const map = L.map(el, { zoomControl: true, preferCanvas: false, attributionControl: true });
+  if (ctx) {
+    ctx.onCleanup(() => {
+      // Stop any pan or zoom in flight first: removing a map mid-animation
+      // makes Leaflet's next animation frame throw.
+      map.stop();
+      map.remove();
+    });
+  }
   const tiles = settings && settings.tiles;
   if (tiles && tiles.url) {
-    L.tileLayer(tiles.url, { attribution: tiles.attribution || '', maxZoom: tiles.max_zoom || 19 }).addTo(map);
+    // No referrer: the tile server learns which tiles are viewed, not from where.
+    L.tileLayer(tiles.url, { attribution: tiles.attribution || '', maxZoom: tiles.max_zoom || 19, referrerPolicy: 'no-referrer' }).addTo(map);
   } else {
     el.classList.add('offline');
   }
@@ -37,7 +49,7 @@ export function baseMap(el, settings, { zoomControl = true } = {}) {
 /** Fits the map to `bounds` (a Leaflet bounds or a list of [lat, lon]) if there is anything. */
 export function fit(map, points, maxZoom = 17) {
   const b = points instanceof L.LatLngBounds ? points : L.latLngBounds(points);
-  if (b.isValid()) map.fitBounds(b.pad(0.15), { maxZoom });
+  if (b.isValid()) map.fitBounds(b.pad(0.15), { maxZoom, animate: false });
 }
 
 /** [lat, lon] `east_m`, `north_m` from `lat`, `lon` (small distances). */
@@ -73,10 +85,20 @@ export function sensorMarker(s, { title, colour = '#1565c0' } = {}) {
     title: title || s.id,
     icon: L.divIcon({ className: 'sensor-icon', html: '', iconSize: [10, 10], iconAnchor: [5, 5] }),
     keyboard: false,
-  }).bindTooltip(title || s.id).on('add', function add() {
+  }).bindTooltip(text(title || s.id)).on('add', function add() {
     const el = this.getElement();
     if (el) el.style.background = colour;
   });
+}
+
+/**
+ * A tooltip's content as text: Leaflet takes a string as HTML, and sensor ids,
+ * classes and the like come from outside.
+ */
+export function text(s) {
+  const span = document.createElement('span');
+  span.textContent = String(s);
+  return span;
 }
 
 /** The convex hull of [lat, lon] points (Andrew's monotone chain on lon/lat). */

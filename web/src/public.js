@@ -1,7 +1,7 @@
 // The public view: gunfire counts by block, delayed, with no exact place, no
 // sensor and no audio. It is what the server's /v1/public/incidents gives to
 // anyone; nothing more precise is fetched here.
-import { L, baseMap, fit, legend } from './map.js';
+import { L, text, baseMap, fit, legend } from './map.js';
 import { api, h, query, fmtTime, failure } from './util.js';
 
 const SHADES = ['#fee5d9', '#fcae91', '#fb6a4a', '#de2d26', '#a50f15'];
@@ -15,7 +15,7 @@ export async function publicPage(root, ctx) {
       h('h1', {}, 'Gunfire in the city'),
       h('p', {}, 'Confirmed and probable gunfire incidents counted by block. To protect the people involved, places are coarsened to blocks, counts appear only after a delay, and there are no sensor locations and no audio.'),
       h('label', {}, 'Period ', days), info)));
-  const map = baseMap(mapEl, ctx.settings);
+  const map = baseMap(mapEl, ctx.settings, ctx);
   const layer = L.layerGroup().addTo(map);
   let shownLegend = null;
   async function load() {
@@ -34,7 +34,7 @@ export async function publicPage(root, ctx) {
     const shade = (c) => SHADES[Math.min(SHADES.length - 1, Math.floor(((c - 1) / max) * SHADES.length))];
     const geo = L.geoJSON(blocks, {
       style: (f) => ({ color: '#7f0000', weight: 0.5, fillColor: shade(f.properties.gunfire_incidents), fillOpacity: 0.75 }),
-      onEachFeature: (f, l) => l.bindTooltip(`${f.properties.gunfire_incidents} incident(s) in this ${f.properties.block_m} m block`),
+      onEachFeature: (f, l) => l.bindTooltip(text(`${f.properties.gunfire_incidents} incident(s) in this ${f.properties.block_m} m block`)),
     }).addTo(layer);
     const total = counts.reduce((a, b) => a + b, 0);
     const p = blocks.properties;

@@ -37,13 +37,15 @@ export async function queuePage(root, ctx) {
     const now = Date.now();
     for (const [td, t] of ages) td.textContent = fmtAge((now - t) / 1000);
   }
-  await load();
   const ticker = setInterval(tick, 1000);
-  // New alerts join the queue as they arrive.
+  // New alerts join the queue as they arrive; reviews made elsewhere take
+  // theirs out.
   const source = ctx.may('live') ? new EventSource('/v1/alerts/stream') : null;
-  if (source) source.addEventListener('alert', () => load().catch(() => {}));
   ctx.onCleanup(() => {
     clearInterval(ticker);
     if (source) source.close();
   });
+  const reload = () => { if (ctx.alive()) load().catch(() => {}); };
+  if (source) for (const kind of ['alert', 'update', 'cancel']) source.addEventListener(kind, reload);
+  await load();
 }

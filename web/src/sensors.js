@@ -25,11 +25,12 @@ export async function sensorsPage(root, ctx) {
     h('section', { class: 'side card' }, h('h1', {}, 'Sensors'),
       h('p', {}, 'Colour: expected 95 % location error of a shot heard by every sensor within range (timing error of diffracted urban paths, ', h('a', { href: '/v1/openapi.json' }, 'method'), '). Blank: fewer sensors than a fix needs.'),
       coverageInfo)), tableBox);
-  const map = baseMap(mapEl, ctx.settings);
+  const map = baseMap(mapEl, ctx.settings, ctx);
   const [{ sensors, max_clock_error_ms: maxClockMs = 1 }, coverage] = await Promise.all([
     api('/v1/sensors'),
     api('/v1/coverage').catch((e) => ({ error: e })),
   ]);
+  if (!ctx.alive()) return;
   if (coverage.error) coverageInfo.replaceChildren(failure(coverage.error));
   else {
     const worst = coverage.max_err95_m;

@@ -257,11 +257,25 @@ for (const [name, expected, home] of [
     check((await c.page.evaluate(() => location.hash)) === home, `${name} lands on ${await c.page.evaluate(() => location.hash)}`);
     // A page the role may not open sends it home, and nothing was asked for.
     await c.page.goto(`${base}/#/sensors`);
-    await c.page.waitForTimeout(500);
     if (!expected.includes('Sensors')) {
+      await c.page.waitForFunction((h) => location.hash === h, home);
       check(!c.requests.some((u) => u.includes('/v1/sensors') || u.includes('/v1/coverage')), `${name} fetched sensor positions`);
     }
-    check(!c.requests.some((u) => u.includes('/clip')), `${name} fetched audio`);
+    // An incident: only roles with the audio permission fetch clips, and
+    // only those with the review permission get the form.
+    if (expected.includes('Analytics') && incidentId) {
+      await c.page.goto(`${base}/#/incident/${encodeURIComponent(incidentId)}`);
+      await c.page.waitForSelector('#shots tbody tr');
+      const audio = name === 'reviewer';
+      if (audio) await c.page.waitForSelector('figure.clip[data-state="drawn"]');
+      else await c.page.waitForTimeout(500);
+      const fetched = c.requests.some((u) => /\/clips?(\?|$)/.test(new URL(u).pathname + '?'));
+      check(fetched === audio, `${name} ${fetched ? 'fetched' : 'did not fetch'} audio`);
+      check(Boolean(await c.page.$('#review-form')) === (name === 'reviewer'), `${name}: review form shown wrongly`);
+      // Without the evidence permission the arrivals are not in the page.
+      const arrivals = await c.page.$$('#arrivals tbody tr');
+      check((arrivals.length > 0) === (name === 'reviewer'), `${name} sees ${arrivals.length} arrivals`);
+    }
     await c.ctx.close();
   });
 }

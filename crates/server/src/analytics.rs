@@ -11,13 +11,12 @@ use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{Datelike, TimeZone, Timelike};
 use h3o::{LatLng, Resolution};
-use model::{Geodetic, Point3, UtcNanos};
+use model::{Geodetic, Point3};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::access::{audit, Caller, Perm};
 use crate::api::{ApiError, IncidentQuery};
-use crate::doc::IncidentDoc;
 use crate::App;
 
 pub fn routes() -> Router<Arc<App>> {
@@ -31,6 +30,10 @@ pub fn routes() -> Router<Arc<App>> {
 struct AnalyticsQuery {
     since: Option<String>,
     until: Option<String>,
+    /// First and last day (YYYY-MM-DD, both included) in the city's time
+    /// zone: what a person means by dates.
+    from: Option<String>,
+    to: Option<String>,
     /// min_lon,min_lat,max_lon,max_lat
     bbox: Option<String>,
     /// A class, `all`, or (absent) gunfire and probable gunfire.
@@ -52,23 +55,23 @@ pub struct Aggregate {
     pub weekly: BTreeMap<chrono::NaiveDate, usize>,
 }
 
-/// Counts incidents (their first shot's time and published place) by cell,
-/// by hour and weekday, and by week, in time zone `tz`.
-pub fn aggregate(docs: &[IncidentDoc], res: Resolution, tz: chrono_tz::Tz) -> Aggregate {
+/// One incident as counted: its first shot's time (ns) and published place.
+pub type Counted = (i64, f64, f64);
+
+/// Counts incidents by cell, by hour and weekday, and by week, in time zone
+/// `tz`.
+pub fn aggregate(incidents: &[Counted], res: Resolution, tz: chrono_tz::Tz) -> Aggregate {
     let mut out = Aggregate {
         total: 0,
         cells: BTreeMap::new(),
         matrix: [[0; 24]; 7],
         weekly: BTreeMap::new(),
     };
-    for d in docs {
-        let Ok(t) = UtcNanos::parse_rfc3339(&d.first_utc) else {
+    for &(t, lat, lon) in incidents {
+        let Ok(place) = LatLng::new(lat, lon) else {
             continue;
         };
-        let Ok(place) = LatLng::new(d.lat, d.lon) else {
-            continue;
-        };
-        let local = tz.timestamp_nanos(t.0);
+        let local = tz.timestamp_nanos(t);
         out.total += 1;
         *out.cells.entry(place.to_cell(res)).or_default() += 1;
         let day = local.weekday().num_days_from_monday() as usize;
@@ -84,6 +87,26 @@ pub fn aggregate(docs: &[IncidentDoc], res: Resolution, tz: chrono_tz::Tz) -> Ag
         }
     }
     out
+}
+
+/// The first instant of `date` (YYYY-MM-DD) in `tz`, as UTC nanoseconds.
+fn local_midnight(name: &str, date: &str, tz: chrono_tz::Tz) -> Result<i64, ApiError> {
+    let d = chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d")
+        .map_err(|_| ApiError::BadRequest(format!("{name} {date:?}: a date, YYYY-MM-DD")))?;
+    let midnight = d.and_time(chrono::NaiveTime::MIN);
+    // A midnight skipped by a clock change falls back to the hour after.
+    let t = tz
+        .from_local_datetime(&midnight)
+        .earliest()
+        .or_else(|| {
+            tz.from_local_datetime(&(midnight + chrono::Duration::hours(1)))
+                .earliest()
+        })
+        .ok_or_else(|| {
+            ApiError::BadRequest(format!("{name} {date:?}: not a time in {}", tz.name()))
+        })?;
+    t.timestamp_nanos_opt()
+        .ok_or_else(|| ApiError::BadRequest(format!("{name} {date:?}: out of range")))
 }
 
 /// An H3 cell as a GeoJSON polygon ring, closed.
@@ -122,6 +145,7 @@ async fn analytics(
             Box::new(move |d| d == c)
         }
     };
+    let tz = app.config.map.tz();
     let filter = IncidentQuery {
         since: q.since.clone(),
         until: q.until.clone(),
@@ -130,12 +154,38 @@ async fn analytics(
         limit: None,
     }
     .filter()?;
-    let filter = store::IncidentFilter { limit: 0, ..filter };
+    let from = q
+        .from
+        .as_deref()
+        .map(|d| local_midnight("from", d, tz))
+        .transpose()?;
+    // The last day is included: up to the next day's midnight.
+    let to =
+        q.to.as_deref()
+            .map(|d| {
+                let day = chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d")
+                    .map_err(|_| ApiError::BadRequest(format!("to {d:?}: a date, YYYY-MM-DD")))?;
+                let next = (day + chrono::Days::new(1)).format("%Y-%m-%d").to_string();
+                local_midnight("to", &next, tz)
+            })
+            .transpose()?;
+    let filter = store::IncidentFilter {
+        limit: 0,
+        since_ns: filter.since_ns.max(from),
+        until_ns: match (filter.until_ns, to) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        },
+        ..filter
+    };
+    // The stored columns (first shot's time, place, class, rounds): no
+    // document is parsed, so a year of a big city's incidents stays cheap.
     let rows = app.read(move |db| db.incidents(&filter)).await?;
-    let docs: Vec<IncidentDoc> = rows
+    let counted: Vec<Counted> = rows
         .iter()
-        .filter_map(|r| serde_json::from_str::<IncidentDoc>(&r.doc).ok())
-        .filter(|d| d.rounds > 0 && wanted(&d.class))
+        .filter(|r| r.rounds > 0 && wanted(&r.class))
+        .filter(|r| from.is_none_or(|f| r.first_ns >= f) && to.is_none_or(|t| r.first_ns < t))
+        .map(|r| (r.first_ns, r.lat, r.lon))
         .collect();
     // Cells, not exact places, leave the server; the read is still logged.
     audit(
@@ -145,13 +195,12 @@ async fn analytics(
         "/v1/analytics",
         Some(format!(
             "{} incidents, H3 resolution {}",
-            docs.len(),
+            counted.len(),
             u8::from(res)
         )),
     )
     .await?;
-    let tz = app.config.map.tz();
-    let a = aggregate(&docs, res, tz);
+    let a = aggregate(&counted, res, tz);
     let hexes: Vec<Value> = a
         .cells
         .iter()
@@ -288,27 +337,10 @@ async fn coverage(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use model::UtcNanos;
 
-    fn doc(first_utc: &str, lat: f64, lon: f64) -> IncidentDoc {
-        IncidentDoc {
-            id: first_utc.into(),
-            version: 1,
-            class: "gunfire".into(),
-            confidence: 0.9,
-            rounds: 1,
-            shooters: 1,
-            automatic: false,
-            first_utc: first_utc.into(),
-            last_utc: first_utc.into(),
-            lat,
-            lon,
-            err95_m: 5.0,
-            address: None,
-            address_distance_m: None,
-            shots: Vec::new(),
-            software: String::new(),
-            review: None,
-        }
+    fn doc(first_utc: &str, lat: f64, lon: f64) -> Counted {
+        (UtcNanos::parse_rfc3339(first_utc).unwrap().0, lat, lon)
     }
 
     #[test]
@@ -320,6 +352,23 @@ mod tests {
         let utc = aggregate(&docs, Resolution::Nine, chrono_tz::UTC);
         assert_eq!(utc.matrix[6][3], 1);
         assert_eq!(a.total, 1);
+    }
+
+    #[test]
+    fn a_date_starts_at_the_city_s_midnight() {
+        let ny = chrono_tz::America::New_York;
+        // EDT: UTC−4.
+        assert_eq!(
+            local_midnight("from", "2026-07-04", ny).unwrap(),
+            UtcNanos::parse_rfc3339("2026-07-04T04:00:00Z").unwrap().0
+        );
+        // EST: UTC−5.
+        assert_eq!(
+            local_midnight("from", "2026-01-15", ny).unwrap(),
+            UtcNanos::parse_rfc3339("2026-01-15T05:00:00Z").unwrap().0
+        );
+        assert!(local_midnight("from", "2026-13-01", ny).is_err());
+        assert!(local_midnight("from", "yesterday", ny).is_err());
     }
 
     #[test]

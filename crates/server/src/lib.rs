@@ -214,8 +214,10 @@ pub struct App {
     /// Renders incident reports (`GET /v1/incidents/{id}/report`); set by the
     /// `shotfix` binary, unset in a server embedded without it.
     pub reports: std::sync::OnceLock<evidence::ReportMaker>,
-    /// The map overlay (`map.overlay`), read and checked at start.
-    pub overlay: Option<serde_json::Value>,
+    /// The map settings `GET /v1/map` serves (with the overlay,
+    /// `map.overlay`, read and checked at start), serialized once, and
+    /// their ETag.
+    pub map_settings: (String, String),
 }
 
 impl App {
@@ -312,7 +314,7 @@ impl Running {
 /// subscribes to the MQTT broker if one is configured (in the background: an
 /// unreachable broker is retried and does not stop HTTP).
 /// Largest map overlay, bytes: every dashboard page load fetches it.
-const MAX_OVERLAY_BYTES: u64 = 32 << 20;
+const MAX_OVERLAY_BYTES: u64 = 16 << 20;
 
 /// Reads a GeoJSON overlay: a FeatureCollection, a Feature or a geometry.
 fn load_overlay(path: &std::path::Path) -> Result<serde_json::Value, String> {
@@ -339,10 +341,52 @@ fn load_overlay(path: &std::path::Path) -> Result<serde_json::Value, String> {
         "GeometryCollection",
     ];
     match value.get("type").and_then(|t| t.as_str()) {
-        Some(t) if TYPES.contains(&t) => Ok(value),
-        _ => Err(format!(
-            "{shown}: not GeoJSON (no FeatureCollection, Feature or geometry type)"
-        )),
+        Some(t) if TYPES.contains(&t) => {}
+        _ => {
+            return Err(format!(
+                "{shown}: not GeoJSON (no FeatureCollection, Feature or geometry type)"
+            ))
+        }
+    }
+    check_coordinates(&value).map_err(|e| format!("{shown}: {e}"))?;
+    Ok(value)
+}
+
+/// Every `coordinates` array in a GeoJSON value holds positions of finite
+/// numbers, longitude −180–180 and latitude −90–90 (a map library given
+/// anything else fails to draw every page).
+fn check_coordinates(v: &serde_json::Value) -> Result<(), String> {
+    fn positions(v: &serde_json::Value) -> Result<(), String> {
+        let Some(items) = v.as_array() else {
+            return Err(format!("coordinates: {v} is not an array"));
+        };
+        if items.first().is_some_and(|x| x.is_number()) {
+            let n: Vec<f64> = items.iter().filter_map(|x| x.as_f64()).collect();
+            return match n.as_slice() {
+                [lon, lat, ..]
+                    if n.len() == items.len()
+                        && (-180.0..=180.0).contains(lon)
+                        && (-90.0..=90.0).contains(lat) =>
+                {
+                    Ok(())
+                }
+                _ => Err(format!(
+                    "position {v} is not a longitude, latitude in range"
+                )),
+            };
+        }
+        items.iter().try_for_each(positions)
+    }
+    match v {
+        serde_json::Value::Object(map) => map.iter().try_for_each(|(k, x)| {
+            if k == "coordinates" {
+                positions(x)
+            } else {
+                check_coordinates(x)
+            }
+        }),
+        serde_json::Value::Array(items) => items.iter().try_for_each(check_coordinates),
+        _ => Ok(()),
     }
 }
 
@@ -393,6 +437,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
         Some(path) => Some(load_overlay(path).map_err(|e| anyhow::anyhow!("map.overlay: {e}"))?),
         None => None,
     };
+    let map_settings = web::map_settings(&config.map, &frame, overlay.as_ref());
     let weather = evidence::server_weather(&config);
     let medium = Medium::from_weather(&weather);
     let locate_config = LocateConfig::default();
@@ -434,7 +479,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
         webhook_wake: Notify::new(),
         stopping: tokio::sync::watch::Sender::new(false),
         reports: std::sync::OnceLock::new(),
-        overlay,
+        map_settings,
     });
     let pipeline = {
         let app = Arc::clone(&app);
@@ -693,6 +738,9 @@ fn save_and_send(
     change: store::Change,
     strict: bool,
 ) -> Result<IncidentDoc, StoreError> {
+    // The version's time: the stored alert's `created_ns`, and the
+    // `published_utc` every feed gives it (live or read back).
+    let made_ns = now_ns();
     let alert = kind.map(|kind| AlertDoc {
         seq: 0,
         kind: kind.to_string(),
@@ -712,7 +760,7 @@ fn save_and_send(
             rounds: doc.rounds as i64,
             shooters: doc.shooters as i64,
             automatic: doc.automatic,
-            updated_ns: now_ns(),
+            updated_ns: made_ns,
             doc: serde_json::to_string(&doc).unwrap_or_default(),
         },
         pulses,
@@ -729,7 +777,7 @@ fn save_and_send(
         Ok(Some(seq)) => {
             if let Some(mut a) = alert {
                 a.seq = seq;
-                a.published_utc = Some(UtcNanos(now_ns()).to_rfc3339());
+                a.published_utc = Some(UtcNanos(made_ns).to_rfc3339());
                 app.counters
                     .alerts_published
                     .fetch_add(1, Ordering::Relaxed);

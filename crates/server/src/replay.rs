@@ -103,7 +103,9 @@ pub fn attach_clips(path: &Path, input: &mut ReplayInput) -> Result<usize, Strin
             }
             let wav =
                 formats::wav_bytes(&rec.samples[from as usize..to as usize], rec.sample_rate_hz);
-            Some(std::sync::Arc::from(wav))
+            // A clip too big for one report is not sent, its pulse still is
+            // (a safety net: 2 s at 96 kHz, the highest rate read, is 384 KB).
+            (wav.len() <= MAX_REPORT_CLIP_BYTES).then(|| std::sync::Arc::from(wav))
         })
         .collect();
     Ok(input.clips.iter().flatten().count())

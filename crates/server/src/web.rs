@@ -12,10 +12,12 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::Router;
+use model::LocalFrame;
 use rust_embed::Embed;
 use serde_json::{json, Value};
 
+use crate::config::MapConfig;
 use crate::App;
 
 #[derive(Embed)]
@@ -27,7 +29,7 @@ pub fn routes() -> Router<Arc<App>> {
     Router::new()
         .route("/", get(index))
         .route("/assets/{*file}", get(asset))
-        .route("/v1/map", get(map_settings))
+        .route("/v1/map", get(map))
 }
 
 const NOT_BUILT: &str = "<!doctype html><meta charset=utf-8><title>shotfix</title>\
@@ -80,19 +82,46 @@ async fn asset(Path(file): Path<String>, headers: HeaderMap) -> Response {
 
 /// What every map needs: the tile layer (none when `map.tiles` is empty), the
 /// vector overlay of streets and buildings, where to centre, and the city's
-/// time zone. No sensor positions: the public view uses this too.
-async fn map_settings(State(app): State<Arc<App>>) -> Json<Value> {
-    let m = &app.config.map;
-    let origin = app.frame.origin();
+/// time zone. No sensor positions: the public view uses this too. Made once
+/// at start (the overlay can be megabytes), with its ETag.
+pub fn map_settings(
+    m: &MapConfig,
+    frame: &LocalFrame,
+    overlay: Option<&Value>,
+) -> (String, String) {
+    let origin = frame.origin();
     let tiles = (!m.tiles.is_empty())
         .then(|| json!({"url": m.tiles, "attribution": m.attribution, "max_zoom": m.max_zoom}));
-    Json(json!({
+    let body = json!({
         "tiles": tiles,
-        "overlay": app.overlay.as_ref(),
+        "overlay": overlay,
         "center": [round(origin.lat_deg, 2), round(origin.lon_deg, 2)],
         "zoom": 14,
         "timezone": m.timezone,
-    }))
+    })
+    .to_string();
+    let etag = format!("\"{}\"", &store::sha256_hex(body.as_bytes())[..32]);
+    (body, etag)
+}
+
+async fn map(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+    let (body, etag) = &app.map_settings;
+    let etag = HeaderValue::from_str(etag).unwrap_or_else(|_| HeaderValue::from_static("\"\""));
+    if headers.get(header::IF_NONE_MATCH) == Some(&etag) {
+        return (StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response();
+    }
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            ),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+            (header::ETAG, etag),
+        ],
+        body.clone(),
+    )
+        .into_response()
 }
 
 /// The public view must not learn the origin (a sensor's place by default):

@@ -86,10 +86,13 @@ async fn the_dashboard_is_served_with_its_map_settings() {
         .await
         .unwrap();
     assert_eq!(again.status(), 304, "an unchanged asset is not sent again");
+    // Encoded slashes survive the client's path normalisation and reach the
+    // route as `../…`: nothing outside web/dist is served.
     for missing in [
         "/assets/nothing.js",
-        "/assets/../Cargo.toml",
-        "/assets/%2e%2e/Cargo.toml",
+        "/assets/..%2Fpackage.json",
+        "/assets/..%2F..%2FCargo.toml",
+        "/assets/%2E%2E%2Fbuild.mjs",
     ] {
         let r = reqwest::get(format!("{base}{missing}")).await.unwrap();
         assert_eq!(r.status(), 404, "{missing}");
@@ -148,8 +151,8 @@ async fn coverage_is_best_inside_the_sensors_and_absent_beyond_hearing() {
     };
     let middle = nearest(40.44, -80.0);
     let outside = nearest(40.44, -80.0 + 1.8 * 0.0059); // 900 m east, 400 m beyond
-    // In the middle each axis has σ = cσ_t/√2 (locate::plan's test): with
-    // σ_t = 5 ms, 1.2 m, and a 95 % circle of 2.45σ ≈ 3.0 m.
+                                                        // In the middle each axis has σ = cσ_t/√2 (locate::plan's test): with
+                                                        // σ_t = 5 ms, 1.2 m, and a 95 % circle of 2.45σ ≈ 3.0 m.
     assert!(
         (2.5..3.5).contains(&middle.2),
         "the middle of a 1 km square: {middle:?}"
@@ -158,9 +161,33 @@ async fn coverage_is_best_inside_the_sensors_and_absent_beyond_hearing() {
         outside.2 > 2.0 * middle.2,
         "outside the hull: {outside:?} vs {middle:?}"
     );
-    // Every cell is heard by all four (min_sensors): 1.5 km from every
-    // corner is within the 2 km range.
+    // A cell is there exactly when all four sensors (min_sensors) are within
+    // the 2 km hearing range of its centre: the grid reaches 500 m beyond the
+    // square, so its far corners (2.1 km from the opposite sensor) are not.
+    let metres = |lat: f64, lon: f64, s: (f64, f64)| {
+        let north = (lat - s.0).to_radians() * 6_371_008.8;
+        let east = (lon - s.1).to_radians() * 6_371_008.8 * lat.to_radians().cos();
+        north.hypot(east)
+    };
+    let corners: Vec<(f64, f64)> = [(-1.0, -1.0), (-1.0, 1.0), (1.0, 1.0), (1.0, -1.0)]
+        .iter()
+        .map(|(a, b)| (40.44 + a * 0.0045, -80.0 + b * 0.0059))
+        .collect();
+    for &(lat, lon, _) in &all {
+        let heard = corners
+            .iter()
+            .filter(|c| metres(lat, lon, **c) <= 2_000.0 + 5.0)
+            .count();
+        assert_eq!(heard, 4, "a cell at {lat}, {lon} heard by {heard}");
+    }
     assert!(cells.iter().all(|f| f["properties"]["sensors"] == 4));
+    // At most 21 × 21 cells of 100 m over the 2 km grid: the corners are
+    // left out.
+    assert!(
+        cells.len() > 300 && cells.len() < 21 * 21,
+        "{} cells",
+        cells.len()
+    );
     let r = common::get_as_tests(&format!("{base}/v1/coverage?step_m=1")).await;
     assert_eq!(r.status(), 400, "too fine a grid is refused");
     running.stop().await;
