@@ -70,7 +70,7 @@ function shotsTable(doc, select) {
       h('td', {}, fmtTime(s.t_utc, true)),
       h('td', {}, i ? `${((times[i] - times[i - 1]) / 1000).toFixed(3)} s` : ''),
       h('td', {}, `${fmt(s.err95_m, 1)} m`),
-      h('td', {}, String(s.sensors.length)),
+      h('td', {}, s.sensors.length ? String(s.sensors.length) : '–'),
       h('td', {}, className(s.class)),
       h('td', {}, `${fmt(s.confidence * 100, 0)} %`))), { id: 'shots' });
 }
