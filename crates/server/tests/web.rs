@@ -106,6 +106,14 @@ async fn a_bad_overlay_stops_the_server_with_one_line() {
     for (text, says) in [
         ("not json", "not JSON"),
         (r#"{"type":"Circle"}"#, "not GeoJSON"),
+        (
+            r#"{"type":"Feature","geometry":{"type":"LineString","coordinates":[[-80,40],[200,40]]}}"#,
+            "not a longitude, latitude in range",
+        ),
+        (
+            r#"{"type":"Point","coordinates":["-80","40"]}"#,
+            "coordinates: \"-80\" is not an array",
+        ),
     ] {
         let overlay = dir.path().join("bad.geojson");
         std::fs::write(&overlay, text).unwrap();
