@@ -101,6 +101,23 @@ pub struct IncidentDoc {
     /// above then carry it) and the machine's result beside it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub review: Option<ReviewDoc>,
+    /// Where an imported incident came from (absent for the ones shotfix
+    /// located itself).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<SourceDoc>,
+}
+
+/// An imported alert's origin: the file, its layout, the line and the
+/// file's own id and type.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SourceDoc {
+    pub file: String,
+    pub layout: String,
+    pub line: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// The type as the file gives it (e.g. `Multiple Gunshots`).
+    pub kind: String,
 }
 
 /// The machine's result, kept beside a person's changes.
@@ -203,6 +220,7 @@ impl IncidentDoc {
             shots,
             software: software(),
             review: None,
+            source: None,
         }
     }
 

@@ -13,6 +13,7 @@ mod eval_latency;
 mod eval_pipeline;
 mod eval_sim;
 mod evidence_cmd;
+mod import_cmd;
 mod locate_cmd;
 mod output;
 mod report_cmd;
@@ -50,6 +51,28 @@ enum UserCommand {
         /// Read the password from standard input (else one is made and printed).
         #[arg(long)]
         password_stdin: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ImportCommand {
+    /// A city's alert history (CSV) as incidents: the DC and Chicago
+    /// layouts are recognised by their header, other files by common column
+    /// names or --columns. Bad rows are listed by line; with any, nothing is
+    /// imported unless --skip-bad.
+    Alerts {
+        file: PathBuf,
+        #[arg(long)]
+        config: PathBuf,
+        /// Which column is which: type=COL,time=COL,lat=COL,lon=COL[,rounds=COL][,id=COL].
+        #[arg(long)]
+        columns: Option<String>,
+        /// The zone of times written without one (default: the server's map.timezone).
+        #[arg(long)]
+        timezone: Option<String>,
+        /// Import the good rows even when some are bad (the bad are still listed).
+        #[arg(long)]
+        skip_bad: bool,
     },
 }
 
@@ -202,6 +225,9 @@ enum Command {
     /// People's accounts on the server's database.
     #[command(subcommand)]
     User(UserCommand),
+    /// Bring outside records into the server's database.
+    #[command(subcommand)]
+    Import(ImportCommand),
     /// Bearer tokens for machines and partner organisations.
     #[command(subcommand)]
     Token(TokenCommand),
@@ -452,6 +478,19 @@ fn main() -> ExitCode {
         Command::Report(ReportCommand::Folder { path, format, out }) => {
             report_cmd::run_folder(&path, format.format(), out.as_deref())
         }
+        Command::Import(ImportCommand::Alerts {
+            file,
+            config,
+            columns,
+            timezone,
+            skip_bad,
+        }) => import_cmd::alerts(
+            &file,
+            &config,
+            columns.as_deref(),
+            timezone.as_deref(),
+            skip_bad,
+        ),
         Command::User(UserCommand::Add {
             name,
             role,

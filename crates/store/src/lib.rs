@@ -717,8 +717,36 @@ impl Db {
     /// or `None` when no alert was asked for or this (incident, version), or a
     /// second first alert of the incident, already exists.
     pub fn save_incident(&mut self, save: &IncidentSave) -> Result<Option<i64>, StoreError> {
+        self.transaction("commit incident", || self.save_incident_in(save))
+    }
+
+    /// Saves many incident versions in one transaction (an import): all of
+    /// them or none. Returns how many were new or newer than what was stored.
+    pub fn save_incidents(&mut self, saves: &[IncidentSave]) -> Result<usize, StoreError> {
+        self.transaction("commit incidents", || {
+            let before = self.incident_count()?;
+            for save in saves {
+                self.save_incident_in(save)?;
+            }
+            Ok(self.incident_count()?.saturating_sub(before))
+        })
+    }
+
+    fn incident_count(&self) -> Result<usize, StoreError> {
+        Ok(self
+            .row(
+                "count incidents",
+                "SELECT COUNT(*) FROM incidents",
+                &[],
+                Row::int,
+            )?
+            .unwrap_or(0) as usize)
+    }
+
+    /// [`Db::save_incident`]'s work, inside the caller's transaction.
+    fn save_incident_in(&self, save: &IncidentSave) -> Result<Option<i64>, StoreError> {
         let i = &save.incident;
-        self.transaction("commit incident", || {
+        {
             self.execute(
                 "save incident",
                 "INSERT INTO incidents (id, version, first_ns, last_ns, lat, lon, class, confidence,
@@ -791,7 +819,7 @@ impl Db {
                 }
             }
             Ok(seq)
-        })
+        }
     }
 
     /// Incidents by filter, newest first.

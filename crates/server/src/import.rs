@@ -1,0 +1,503 @@
+//! Importing alert history (`shotfix import alerts FILE`): a city's past
+//! alerts, from the vendor or an open-data portal, become incidents beside
+//! the ones shotfix locates, so maps, trends and measures cover the years
+//! before it.
+//!
+//! A file's layout is recognised by its header (names compared without case,
+//! spaces or punctuation):
+//! - `dc`: Washington, DC's FOIA release (`Coverage Area, Incident ID, Date
+//!   Time, Type, Longitude-100meter, Latitude-100meter`; positions rounded to
+//!   0.001°, local times);
+//! - `chicago`: the City of Chicago data portal's "ShotSpotter Alerts"
+//!   (`Date, …, Unique ID, …, Incident Type Description, Rounds, Latitude,
+//!   Longitude`; places moved by about a block);
+//! - `generic`: any file with a type, a date/time, latitude and longitude
+//!   column (and optionally rounds and an id) under common names;
+//! - or an explicit mapping (`--columns type=…,time=…,lat=…,lon=…`).
+//!
+//! Every row becomes an incident or a [`BadRow`] with its line number: none
+//! is dropped without saying so.
+
+use std::collections::HashMap;
+
+use chrono::TimeZone;
+use model::UtcNanos;
+
+use crate::doc::{IncidentDoc, SourceDoc};
+
+/// What an incident is made from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Imported {
+    /// The file's line (1 is the header).
+    pub line: u64,
+    pub id: Option<String>,
+    pub t: UtcNanos,
+    /// The type as the file gives it.
+    pub kind: String,
+    pub class: &'static str,
+    pub rounds: usize,
+    pub lat: f64,
+    pub lon: f64,
+}
+
+/// A row that could not be imported, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadRow {
+    pub line: u64,
+    pub why: String,
+}
+
+/// The columns a layout reads, by header index.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Columns {
+    pub layout: String,
+    pub kind: usize,
+    pub time: usize,
+    pub lat: usize,
+    pub lon: usize,
+    pub rounds: Option<usize>,
+    pub id: Option<usize>,
+    /// Half the diagonal of the file's position rounding, metres (its places'
+    /// error), when the layout says.
+    pub precision_m: f64,
+}
+
+/// A header name without case, spaces or punctuation.
+fn norm(name: &str) -> String {
+    name.chars()
+        .filter(|c| c.is_alphanumeric())
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+/// Recognises the layout from the header, or takes `mapping` (`role=column`
+/// pairs, roles `type`, `time`, `lat`, `lon`, `rounds`, `id`).
+pub fn columns(header: &[&str], mapping: Option<&str>) -> Result<Columns, String> {
+    let names: Vec<String> = header.iter().map(|h| norm(h)).collect();
+    let find = |candidates: &[&str]| {
+        candidates
+            .iter()
+            .find_map(|c| names.iter().position(|n| n == &norm(c)))
+    };
+    if let Some(mapping) = mapping {
+        let mut roles: HashMap<&str, usize> = HashMap::new();
+        for pair in mapping.split(',') {
+            let (role, column) = pair
+                .split_once('=')
+                .ok_or_else(|| format!("--columns {pair:?}: ROLE=COLUMN"))?;
+            let role = role.trim();
+            if !["type", "time", "lat", "lon", "rounds", "id"].contains(&role) {
+                return Err(format!(
+                    "--columns: unknown role {role:?} (type, time, lat, lon, rounds, id)"
+                ));
+            }
+            let i = names
+                .iter()
+                .position(|n| n == &norm(column))
+                .ok_or_else(|| format!("--columns: no column {column:?} in the header"))?;
+            roles.insert(role, i);
+        }
+        let need = |r: &str| {
+            roles
+                .get(r)
+                .copied()
+                .ok_or_else(|| format!("--columns: {r}= is required"))
+        };
+        return Ok(Columns {
+            layout: "mapped".into(),
+            kind: need("type")?,
+            time: need("time")?,
+            lat: need("lat")?,
+            lon: need("lon")?,
+            rounds: roles.get("rounds").copied(),
+            id: roles.get("id").copied(),
+            precision_m: 0.0,
+        });
+    }
+    let has = |n: &str| find(&[n]);
+    if let (Some(kind), Some(time), Some(lat), Some(lon), Some(id)) = (
+        has("Type"),
+        has("Date Time"),
+        has("Latitude-100meter"),
+        has("Longitude-100meter"),
+        has("Incident ID"),
+    ) {
+        // 0.001° squares: half the diagonal at DC's latitude (111 m × 85 m).
+        return Ok(Columns {
+            layout: "dc".into(),
+            kind,
+            time,
+            lat,
+            lon,
+            rounds: None,
+            id: Some(id),
+            precision_m: 70.0,
+        });
+    }
+    if let (Some(kind), Some(time), Some(lat), Some(lon)) = (
+        has("Incident Type Description"),
+        has("Date"),
+        has("Latitude"),
+        has("Longitude"),
+    ) {
+        return Ok(Columns {
+            layout: "chicago".into(),
+            kind,
+            time,
+            lat,
+            lon,
+            rounds: has("Rounds"),
+            id: has("Unique ID"),
+            // "Moved by about a block" (the portal's notes): ~100 m.
+            precision_m: 100.0,
+        });
+    }
+    let kind = find(&[
+        "type",
+        "incident type",
+        "alert type",
+        "incident type description",
+        "event type",
+    ]);
+    let time = find(&[
+        "date time",
+        "datetime",
+        "date",
+        "time",
+        "timestamp",
+        "date and time",
+        "occurred",
+    ]);
+    let lat = find(&["latitude", "lat", "y"]);
+    let lon = find(&["longitude", "lon", "lng", "long", "x"]);
+    match (kind, time, lat, lon) {
+        (Some(kind), Some(time), Some(lat), Some(lon)) => Ok(Columns {
+            layout: "generic".into(),
+            kind,
+            time,
+            lat,
+            lon,
+            rounds: find(&["rounds", "shots", "rounds fired", "number of rounds"]),
+            id: find(&["id", "incident id", "unique id", "alert id"]),
+            precision_m: 0.0,
+        }),
+        _ => Err(format!(
+            "unknown layout: the header ({}) has no type, date/time, latitude and longitude columns; map them with --columns type=…,time=…,lat=…,lon=…",
+            header.join(", ")
+        )),
+    }
+}
+
+/// The class and rounds a file's type means (`rounds` from its own column
+/// when it has one). "Multiple gunshots" without a count is two rounds: the
+/// fewest it can be.
+fn class_of(kind: &str, rounds: Option<usize>) -> Option<(&'static str, usize)> {
+    let k = kind.to_lowercase();
+    let (class, least) = if k.contains("firecracker") && k.contains("gun") {
+        ("probable_gunfire", 1)
+    } else if k.contains("firework") || k.contains("firecracker") {
+        ("fireworks", 1)
+    } else if k.contains("multiple") && (k.contains("gun") || k.contains("shot")) {
+        ("gunfire", 2)
+    } else if k.contains("gun") || k.contains("shot") {
+        ("gunfire", 1)
+    } else {
+        return None;
+    };
+    Some((class, rounds.filter(|&r| r > 0).unwrap_or(least)))
+}
+
+/// A time as files write it; one without a zone is local time in `tz`.
+fn parse_time(text: &str, tz: chrono_tz::Tz) -> Option<UtcNanos> {
+    let t = text.trim();
+    if let Ok(u) = UtcNanos::parse_rfc3339(t) {
+        return Some(u);
+    }
+    const FORMATS: [&str; 8] = [
+        "%m/%d/%y %H:%M",
+        "%m/%d/%Y %H:%M",
+        "%m/%d/%Y %H:%M:%S",
+        "%m/%d/%Y %I:%M:%S %p",
+        "%m/%d/%Y %I:%M %p",
+        "%Y-%m-%d %H:%M:%S",
+        "%Y-%m-%dT%H:%M:%S",
+        "%Y-%m-%d %H:%M",
+    ];
+    let local = FORMATS
+        .iter()
+        .find_map(|f| chrono::NaiveDateTime::parse_from_str(t, f).ok())?;
+    // A local time a clock change repeats is taken at its first occurrence.
+    // One the spring change skips (02:00–03:00) was written by a clock still
+    // on the old offset, so it is read with that offset: an hour earlier,
+    // which exists, plus the hour (DC's file has two alerts at 2:18 on
+    // 11 March 2007).
+    let t = match tz.from_local_datetime(&local).earliest() {
+        Some(t) => t.timestamp_nanos_opt()?,
+        None => {
+            let before = tz
+                .from_local_datetime(&(local - chrono::Duration::hours(1)))
+                .earliest()?;
+            before.timestamp_nanos_opt()? + 3_600_000_000_000
+        }
+    };
+    Some(UtcNanos(t))
+}
+
+/// Reads every row: incidents to be, and the rows that cannot be.
+pub fn read(
+    text: &str,
+    mapping: Option<&str>,
+    tz: chrono_tz::Tz,
+) -> Result<(Columns, Vec<Imported>, Vec<BadRow>), String> {
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_reader(text.as_bytes());
+    let header: Vec<String> = reader
+        .headers()
+        .map_err(|e| format!("header: {e}"))?
+        .iter()
+        .map(str::to_string)
+        .collect();
+    let names: Vec<&str> = header.iter().map(String::as_str).collect();
+    let cols = columns(&names, mapping)?;
+    let mut good = Vec::new();
+    let mut bad = Vec::new();
+    for record in reader.records() {
+        let record = match record {
+            Ok(r) => r,
+            Err(e) => {
+                let line = e.position().map_or(0, |p| p.line());
+                bad.push(BadRow {
+                    line,
+                    why: format!("not CSV: {e}"),
+                });
+                continue;
+            }
+        };
+        let line = record.position().map_or(0, |p| p.line());
+        if record.iter().all(|f| f.trim().is_empty()) {
+            bad.push(BadRow {
+                line,
+                why: "empty row".into(),
+            });
+            continue;
+        }
+        match row(&record, &cols, tz) {
+            Ok(mut r) => {
+                r.line = line;
+                good.push(r);
+            }
+            Err(why) => bad.push(BadRow { line, why }),
+        }
+    }
+    Ok((cols, good, bad))
+}
+
+fn row(record: &csv::StringRecord, c: &Columns, tz: chrono_tz::Tz) -> Result<Imported, String> {
+    let field = |i: usize, name: &str| {
+        record
+            .get(i)
+            .map(str::trim)
+            .ok_or_else(|| format!("no {name} (the row has {} fields)", record.len()))
+    };
+    let kind = field(c.kind, "type")?;
+    let time = field(c.time, "date/time")?;
+    let number = |i: usize, name: &str| -> Result<f64, String> {
+        let v = field(i, name)?;
+        v.parse::<f64>()
+            .ok()
+            .filter(|x| x.is_finite())
+            .ok_or_else(|| format!("{name} {v:?} is not a number"))
+    };
+    let (lat, lon) = (number(c.lat, "latitude")?, number(c.lon, "longitude")?);
+    if !(-90.0..=90.0).contains(&lat)
+        || !(-180.0..=180.0).contains(&lon)
+        || (lat == 0.0 && lon == 0.0)
+    {
+        return Err(format!("position {lat}, {lon} is not a place"));
+    }
+    let rounds = match c.rounds {
+        Some(i) => {
+            let v = field(i, "rounds")?;
+            if v.is_empty() {
+                None
+            } else {
+                Some(
+                    v.parse::<usize>()
+                        .map_err(|_| format!("rounds {v:?} is not a whole number"))?,
+                )
+            }
+        }
+        None => None,
+    };
+    let (class, rounds) = class_of(kind, rounds).ok_or_else(|| {
+        format!("type {kind:?} is not gunfire, fireworks or a gunshot-or-firecracker")
+    })?;
+    let t = parse_time(time, tz).ok_or_else(|| {
+        format!(
+            "date/time {time:?} is not a time this importer reads (or does not exist in {})",
+            tz.name()
+        )
+    })?;
+    let id =
+        c.id.and_then(|i| record.get(i))
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string);
+    Ok(Imported {
+        line: 0,
+        id,
+        t,
+        kind: kind.to_string(),
+        class,
+        rounds,
+        lat,
+        lon,
+    })
+}
+
+/// The incident an imported alert becomes. Its id depends on the file's
+/// layout and the alert's own id (or, without one, its line, time and
+/// place), so importing the same file again changes nothing.
+pub fn incident(a: &Imported, file: &str, cols: &Columns) -> IncidentDoc {
+    let key = match &a.id {
+        Some(id) => format!("{}|{id}", cols.layout),
+        None => format!(
+            "{}|{file}|{}|{}|{}|{}",
+            cols.layout, a.line, a.t.0, a.lat, a.lon
+        ),
+    };
+    IncidentDoc {
+        id: format!("imp-{}", crate::pipeline::short_hash(&key)),
+        version: 1,
+        class: a.class.to_string(),
+        // The publisher's decision, not a probability shotfix estimated.
+        confidence: 1.0,
+        rounds: a.rounds,
+        shooters: 1,
+        automatic: false,
+        first_utc: a.t.to_rfc3339(),
+        last_utc: a.t.to_rfc3339(),
+        lat: a.lat,
+        lon: a.lon,
+        err95_m: cols.precision_m,
+        address: None,
+        address_distance_m: None,
+        shots: Vec::new(),
+        software: format!("{} import", crate::doc::software()),
+        review: None,
+        source: Some(SourceDoc {
+            file: file.to_string(),
+            layout: cols.layout.clone(),
+            line: a.line,
+            id: a.id.clone(),
+            kind: a.kind.clone(),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_dc_layout_is_recognised_and_read_in_local_time() {
+        let text =
+            "Coverage Area,Incident ID,Date Time,Type,Longitude-100meter,Latitude-100meter\n\
+            WashingtonDC7D,53-3,1/27/06 3:35,Single Gunshot,-77.001,38.861\n\
+            WashingtonDC7D,53-348,7/4/06 18:31,Multiple Gunshots,-76.997,38.827\n";
+        let (cols, good, bad) = read(text, None, chrono_tz::America::New_York).unwrap();
+        assert_eq!(cols.layout, "dc");
+        assert!(bad.is_empty(), "{bad:?}");
+        assert_eq!(
+            good[0].t,
+            UtcNanos::parse_rfc3339("2006-01-27T08:35:00Z").unwrap()
+        ); // EST
+        assert_eq!(
+            good[1].t,
+            UtcNanos::parse_rfc3339("2006-07-04T22:31:00Z").unwrap()
+        ); // EDT
+        assert_eq!((good[0].class, good[0].rounds), ("gunfire", 1));
+        assert_eq!((good[1].class, good[1].rounds), ("gunfire", 2));
+        assert_eq!((good[0].line, good[1].line), (2, 3));
+        assert_eq!(good[1].id.as_deref(), Some("53-348"));
+    }
+
+    #[test]
+    fn a_local_time_in_the_spring_gap_is_read_on_the_old_offset() {
+        let ny = chrono_tz::America::New_York;
+        // 2:18 on 11 March 2007 did not exist in New York: 2:18 EST.
+        assert_eq!(
+            parse_time("3/11/07 2:18", ny),
+            UtcNanos::parse_rfc3339("2007-03-11T07:18:00Z").ok()
+        );
+        // 1:30 on 4 November 2007 happened twice: the first (EDT).
+        assert_eq!(
+            parse_time("11/4/07 1:30", ny),
+            UtcNanos::parse_rfc3339("2007-11-04T05:30:00Z").ok()
+        );
+        assert_eq!(parse_time("31/4/07 1:30", ny), None);
+    }
+
+    #[test]
+    fn bad_rows_are_named_by_line_and_the_rest_still_read() {
+        let text = "Date,Unique ID,Incident Type Description,Rounds,Latitude,Longitude\n\
+            01/02/2024 11:38:00 PM,A1,GUNSHOT OR FIRECRACKER,,41.88,-87.63\n\
+            01/02/2024 11:39:00 PM,A2,MULTIPLE GUNSHOTS,5,41.88,-87.63\n\
+            not a date,A3,SINGLE GUNSHOT,1,41.88,-87.63\n\
+            01/02/2024 11:40:00 PM,A4,DOG BARK,1,41.88,-87.63\n\
+            01/02/2024 11:41:00 PM,A5,SINGLE GUNSHOT,1,,-87.63\n\
+            01/02/2024 11:42:00 PM,A6,SINGLE GUNSHOT,two,41.88,-87.63\n\
+            01/02/2024 11:43:00 PM,A7\n";
+        let (cols, good, bad) = read(text, None, chrono_tz::America::Chicago).unwrap();
+        assert_eq!(cols.layout, "chicago");
+        assert_eq!(good.len(), 2);
+        assert_eq!((good[0].class, good[0].rounds), ("probable_gunfire", 1));
+        assert_eq!((good[1].class, good[1].rounds), ("gunfire", 5));
+        assert_eq!(
+            good[0].t,
+            UtcNanos::parse_rfc3339("2024-01-03T05:38:00Z").unwrap()
+        );
+        let lines: Vec<u64> = bad.iter().map(|b| b.line).collect();
+        assert_eq!(lines, [4, 5, 6, 7, 8], "{bad:?}");
+        assert!(bad[0].why.contains("not a date"), "{bad:?}");
+        assert!(bad[1].why.contains("DOG BARK"), "{bad:?}");
+        assert!(bad[4].why.contains("no type"), "{bad:?}");
+    }
+
+    #[test]
+    fn an_unknown_layout_needs_a_mapping() {
+        let text = "when,what,n,s,e\n2026-07-04T23:10:00Z,shots fired,3,40.44,-79.99\n";
+        let e = read(text, None, chrono_tz::UTC).unwrap_err();
+        assert!(e.contains("--columns"), "{e}");
+        let (cols, good, bad) = read(
+            text,
+            Some("type=what,time=when,lat=s,lon=e,rounds=n"),
+            chrono_tz::UTC,
+        )
+        .unwrap();
+        assert_eq!(cols.layout, "mapped");
+        assert!(bad.is_empty());
+        assert_eq!((good[0].class, good[0].rounds), ("gunfire", 3));
+        for wrong in [
+            "type=what",
+            "kind=what,time=when,lat=s,lon=e",
+            "type=nope,time=when,lat=s,lon=e",
+        ] {
+            assert!(read(text, Some(wrong), chrono_tz::UTC).is_err(), "{wrong}");
+        }
+    }
+
+    #[test]
+    fn the_same_alert_gets_the_same_incident_id() {
+        let text =
+            "Coverage Area,Incident ID,Date Time,Type,Longitude-100meter,Latitude-100meter\n\
+            WashingtonDC7D,53-3,1/27/06 3:35,Single Gunshot,-77.001,38.861\n";
+        let (cols, good, _) = read(text, None, chrono_tz::America::New_York).unwrap();
+        let a = incident(&good[0], "dc.csv", &cols);
+        let b = incident(&good[0], "copy-of-dc.csv", &cols);
+        assert_eq!(a.id, b.id);
+        assert_eq!(a.source.as_ref().unwrap().kind, "Single Gunshot");
+        assert_eq!(a.err95_m, 70.0);
+    }
+}

@@ -1,0 +1,104 @@
+//! `shotfix import alerts FILE --config FILE`: a city's alert history into the
+//! server's database as incidents (`server::import`).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::{anyhow, bail, Context, Result};
+
+/// How many bad rows are listed before the rest are only counted.
+const LISTED: usize = 50;
+
+pub fn alerts(
+    file: &Path,
+    config: &Path,
+    columns: Option<&str>,
+    timezone: Option<&str>,
+    skip_bad: bool,
+) -> Result<()> {
+    let config = crate::access_cmd::load(config)?;
+    let zone = timezone.unwrap_or(&config.map.timezone);
+    let tz: chrono_tz::Tz = zone
+        .parse()
+        .map_err(|_| anyhow!("--timezone {zone:?}: not an IANA time zone name"))?;
+    let text = std::fs::read_to_string(file).with_context(|| format!("read {}", file.display()))?;
+    let (cols, good, bad) =
+        server::import::read(&text, columns, tz).map_err(|e| anyhow!("{}: {e}", file.display()))?;
+    for b in bad.iter().take(LISTED) {
+        eprintln!("{}:{}: {}", file.display(), b.line, b.why);
+    }
+    if bad.len() > LISTED {
+        eprintln!(
+            "{}: … and {} more bad rows",
+            file.display(),
+            bad.len() - LISTED
+        );
+    }
+    if !bad.is_empty() && !skip_bad {
+        bail!(
+            "{}: {} of {} rows cannot be imported (listed above); nothing was imported (--skip-bad imports the other {})",
+            file.display(),
+            bad.len(),
+            bad.len() + good.len(),
+            good.len()
+        );
+    }
+    let name = file.file_name().map_or_else(
+        || file.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    let now = server::now_ns();
+    let mut saves = Vec::with_capacity(good.len());
+    let mut counts: BTreeMap<(&str, String), usize> = BTreeMap::new();
+    for a in &good {
+        let doc = server::import::incident(a, &name, &cols);
+        *counts.entry((a.class, a.kind.clone())).or_default() += 1;
+        saves.push(store::IncidentSave {
+            incident: store::IncidentRow {
+                id: doc.id.clone(),
+                version: doc.version,
+                first_ns: a.t.0,
+                last_ns: a.t.0,
+                lat: doc.lat,
+                lon: doc.lon,
+                class: doc.class.clone(),
+                confidence: doc.confidence,
+                rounds: doc.rounds as i64,
+                shooters: doc.shooters as i64,
+                automatic: false,
+                updated_ns: now,
+                doc: serde_json::to_string(&doc)?,
+            },
+            pulses: Vec::new(),
+            alert: None,
+            alert_doc: String::new(),
+            targets: Vec::new(),
+            change: store::Change {
+                actor: "cli".into(),
+                action: "import".into(),
+                reason: Some(format!("{name} line {} ({} layout)", a.line, cols.layout)),
+            },
+            strict: false,
+        });
+    }
+    let mut db = config.database.open().map_err(|e| anyhow!(e))?;
+    let new = db.save_incidents(&saves)?;
+    println!(
+        "{}: {} layout, {} rows: {} incidents ({} new{}), times in {}",
+        file.display(),
+        cols.layout,
+        good.len() + bad.len(),
+        good.len(),
+        new,
+        if bad.is_empty() {
+            String::new()
+        } else {
+            format!(", {} bad rows skipped", bad.len())
+        },
+        tz.name()
+    );
+    for ((class, kind), n) in counts {
+        println!("  {n:>7}  {kind} ({class})");
+    }
+    Ok(())
+}
