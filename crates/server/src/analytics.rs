@@ -23,6 +23,7 @@ pub fn routes() -> Router<Arc<App>> {
     Router::new()
         .route("/v1/analytics", get(analytics))
         .route("/v1/coverage", get(coverage))
+        .route("/v1/analytics/hotspots", get(hotspots))
 }
 
 #[derive(Debug, Deserialize)]
@@ -126,16 +127,13 @@ fn round6(v: f64) -> f64 {
     (v * 1e6).round() / 1e6
 }
 
-async fn analytics(
-    State(app): State<Arc<App>>,
-    caller: Caller,
-    Query(q): Query<AnalyticsQuery>,
-) -> Result<Json<Value>, ApiError> {
-    caller.require(Perm::Incidents)?;
-    let res = Resolution::try_from(q.res.unwrap_or(9))
-        .ok()
-        .filter(|r| (Resolution::Five..=Resolution::Eleven).contains(r))
-        .ok_or_else(|| ApiError::BadRequest("res: an H3 resolution from 5 to 11".into()))?;
+/// The incidents a query selects, as counted: located (rounds > 0), of the
+/// wanted class, with the first shot within the dates.
+async fn counted(
+    app: &Arc<App>,
+    q: &AnalyticsQuery,
+    tz: chrono_tz::Tz,
+) -> Result<Vec<Counted>, ApiError> {
     let class = q.class.as_deref().filter(|c| !c.is_empty());
     let wanted: Box<dyn Fn(&str) -> bool + Send> = match class {
         None => Box::new(|c| matches!(c, "gunfire" | "probable_gunfire")),
@@ -145,7 +143,6 @@ async fn analytics(
             Box::new(move |d| d == c)
         }
     };
-    let tz = app.config.map.tz();
     let filter = IncidentQuery {
         since: q.since.clone(),
         until: q.until.clone(),
@@ -181,12 +178,26 @@ async fn analytics(
     // The stored columns (first shot's time, place, class, rounds): no
     // document is parsed, so a year of a big city's incidents stays cheap.
     let rows = app.read(move |db| db.incidents(&filter)).await?;
-    let counted: Vec<Counted> = rows
+    Ok(rows
         .iter()
         .filter(|r| r.rounds > 0 && wanted(&r.class))
         .filter(|r| from.is_none_or(|f| r.first_ns >= f) && to.is_none_or(|t| r.first_ns < t))
         .map(|r| (r.first_ns, r.lat, r.lon))
-        .collect();
+        .collect())
+}
+
+async fn analytics(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    Query(q): Query<AnalyticsQuery>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Perm::Incidents)?;
+    let res = Resolution::try_from(q.res.unwrap_or(9))
+        .ok()
+        .filter(|r| (Resolution::Five..=Resolution::Eleven).contains(r))
+        .ok_or_else(|| ApiError::BadRequest("res: an H3 resolution from 5 to 11".into()))?;
+    let tz = app.config.map.tz();
+    let counted = counted(&app, &q, tz).await?;
     // Cells, not exact places, leave the server; the read is still logged.
     audit(
         &app,
@@ -224,6 +235,108 @@ async fn analytics(
         "hexes": {"type": "FeatureCollection", "features": hexes},
         "matrix": a.matrix,
         "weekly": weekly,
+    })))
+}
+
+/// `GET /v1/analytics/hotspots`: Getis–Ord Gi* over the H3 cells of the
+/// selected incidents' box (or `bbox`), with conditional permutation
+/// p-values and a 5 % false-discovery rate ([`crate::hotspot`]).
+async fn hotspots(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    Query(q): Query<AnalyticsQuery>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Perm::Incidents)?;
+    let res = Resolution::try_from(q.res.unwrap_or(9))
+        .ok()
+        .filter(|r| (Resolution::Five..=Resolution::Ten).contains(r))
+        .ok_or_else(|| ApiError::BadRequest("res: an H3 resolution from 5 to 10".into()))?;
+    let tz = app.config.map.tz();
+    let counted = counted(&app, &q, tz).await?;
+    audit(
+        &app,
+        &caller,
+        "read.analytics",
+        "/v1/analytics/hotspots",
+        Some(format!(
+            "{} incidents, H3 resolution {}",
+            counted.len(),
+            u8::from(res)
+        )),
+    )
+    .await?;
+    let bbox = match &q.bbox {
+        Some(_) => {
+            IncidentQuery {
+                since: None,
+                until: None,
+                bbox: q.bbox.clone(),
+                class: None,
+                limit: None,
+            }
+            .filter()?
+            .bbox
+        }
+        None => counted
+            .iter()
+            .fold(None, |b: Option<[f64; 4]>, &(_, lat, lon)| {
+                Some(b.map_or([lon, lat, lon, lat], |[x0, y0, x1, y1]| {
+                    [x0.min(lon), y0.min(lat), x1.max(lon), y1.max(lat)]
+                }))
+            }),
+    };
+    let Some(bbox) = bbox else {
+        return Ok(Json(
+            json!({"cells": {"type": "FeatureCollection", "features": []}, "area_cells": 0}),
+        ));
+    };
+    let stats = tokio::task::spawn_blocking(move || {
+        // The box, three cell edges wider all round (the neighbours of the
+        // outermost incidents and theirs), and every cell an incident is in.
+        let pad = 3.0 * res.edge_length_m() / 111_320.0;
+        let [x0, y0, x1, y1] = bbox;
+        let cos = y0.to_radians().cos().max(0.01);
+        let counts = aggregate(&counted, res, tz).cells;
+        let mut area = crate::hotspot::cells_in_box(
+            [x0 - pad / cos, y0 - pad, x1 + pad / cos, y1 + pad],
+            res,
+            MAX_CELLS,
+        )
+        .map_err(|n| {
+            ApiError::BadRequest(format!(
+                "about {n} cells at resolution {}: more than {MAX_CELLS}; use larger cells or a bbox (a far stray position stretches the box)",
+                u8::from(res)
+            ))
+        })?;
+        area.extend(counts.keys().copied());
+        area.sort();
+        area.dedup();
+        Ok((area.len(), crate::hotspot::getis_ord(&area, &counts, 1, 0.05)))
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("hotspots: {e}")))??;
+    let (area_cells, stats) = stats;
+    let features: Vec<Value> = stats
+        .iter()
+        .filter(|c| c.count > 0 || c.hotspot)
+        .map(|c| {
+            json!({
+                "type": "Feature",
+                "geometry": {"type": "Polygon", "coordinates": [cell_ring(c.cell)]},
+                "properties": {
+                    "cell": c.cell.to_string(), "count": c.count,
+                    "gi_z": (c.z * 100.0).round() / 100.0, "p": c.p, "hotspot": c.hotspot,
+                },
+            })
+        })
+        .collect();
+    Ok(Json(json!({
+        "area_cells": area_cells,
+        "resolution": u8::from(res),
+        "neighbours_rings": 1,
+        "false_discovery_rate": 0.05,
+        "permutations": crate::hotspot::PERMUTATIONS,
+        "cells": {"type": "FeatureCollection", "features": features},
     })))
 }
 

@@ -56,6 +56,7 @@ pub mod doc;
 pub mod evidence;
 pub mod formats;
 pub mod health;
+pub mod hotspot;
 pub mod import;
 pub mod ingest;
 pub mod mqtt;

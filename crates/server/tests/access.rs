@@ -175,6 +175,12 @@ async fn each_role_may_do_exactly_what_it_should() {
             &all_but_public,
         ),
         (Method::GET, "/v1/analytics".into(), None, &all_but_public),
+        (
+            Method::GET,
+            "/v1/analytics/hotspots".into(),
+            None,
+            &all_but_public,
+        ),
         (Method::GET, "/v1/coverage".into(), None, &live),
         (
             Method::GET,

@@ -251,6 +251,19 @@ async fn analytics_count_what_the_incident_list_holds() {
         (located as u64, located as u64, located as u64)
     );
     assert_eq!(a["timezone"], "America/New_York");
+    // Hotspots over the same incidents: every located incident is in a cell,
+    // and one incident alone is no cluster.
+    let h = common::get(format!("{base}/v1/analytics/hotspots?class=all&res=9")).await;
+    let cells = h["cells"]["features"].as_array().unwrap();
+    let in_cells: u64 = cells
+        .iter()
+        .map(|f| f["properties"]["count"].as_u64().unwrap())
+        .sum();
+    assert_eq!(in_cells, located as u64);
+    assert!(h["area_cells"].as_u64().unwrap() >= cells.len() as u64);
+    assert_eq!(h["permutations"], 9_999);
+    let r = common::get_as_tests(&format!("{base}/v1/analytics/hotspots?res=11")).await;
+    assert_eq!(r.status(), 400);
     // A box that holds none of them counts none.
     let empty = common::get(format!("{base}/v1/analytics?class=all&bbox=0,0,1,1")).await;
     assert_eq!(empty["total"], 0);
