@@ -186,24 +186,31 @@ async fn counted(
         .collect())
 }
 
-async fn analytics(
-    State(app): State<Arc<App>>,
-    caller: Caller,
-    Query(q): Query<AnalyticsQuery>,
-) -> Result<Json<Value>, ApiError> {
+/// What both analytics views start with: the caller's permission, the H3
+/// resolution (5 to `top`), the city's zone, the selected incidents, and the
+/// audit record of the read (cells, not exact places, leave the server; the
+/// read is still logged).
+async fn selected(
+    app: &Arc<App>,
+    caller: &Caller,
+    q: &AnalyticsQuery,
+    path: &str,
+    top: Resolution,
+) -> Result<(Resolution, chrono_tz::Tz, Vec<Counted>), ApiError> {
     caller.require(Perm::Incidents)?;
     let res = Resolution::try_from(q.res.unwrap_or(9))
         .ok()
-        .filter(|r| (Resolution::Five..=Resolution::Eleven).contains(r))
-        .ok_or_else(|| ApiError::BadRequest("res: an H3 resolution from 5 to 11".into()))?;
+        .filter(|r| (Resolution::Five..=top).contains(r))
+        .ok_or_else(|| {
+            ApiError::BadRequest(format!("res: an H3 resolution from 5 to {}", u8::from(top)))
+        })?;
     let tz = app.config.map.tz();
-    let counted = counted(&app, &q, tz).await?;
-    // Cells, not exact places, leave the server; the read is still logged.
+    let counted = counted(app, q, tz).await?;
     audit(
-        &app,
-        &caller,
+        app,
+        caller,
         "read.analytics",
-        "/v1/analytics",
+        path,
         Some(format!(
             "{} incidents, H3 resolution {}",
             counted.len(),
@@ -211,6 +218,16 @@ async fn analytics(
         )),
     )
     .await?;
+    Ok((res, tz, counted))
+}
+
+async fn analytics(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    Query(q): Query<AnalyticsQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let (res, tz, counted) =
+        selected(&app, &caller, &q, "/v1/analytics", Resolution::Eleven).await?;
     let a = aggregate(&counted, res, tz);
     let hexes: Vec<Value> = a
         .cells
@@ -246,25 +263,8 @@ async fn hotspots(
     caller: Caller,
     Query(q): Query<AnalyticsQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    caller.require(Perm::Incidents)?;
-    let res = Resolution::try_from(q.res.unwrap_or(9))
-        .ok()
-        .filter(|r| (Resolution::Five..=Resolution::Ten).contains(r))
-        .ok_or_else(|| ApiError::BadRequest("res: an H3 resolution from 5 to 10".into()))?;
-    let tz = app.config.map.tz();
-    let counted = counted(&app, &q, tz).await?;
-    audit(
-        &app,
-        &caller,
-        "read.analytics",
-        "/v1/analytics/hotspots",
-        Some(format!(
-            "{} incidents, H3 resolution {}",
-            counted.len(),
-            u8::from(res)
-        )),
-    )
-    .await?;
+    let (res, tz, counted) =
+        selected(&app, &caller, &q, "/v1/analytics/hotspots", Resolution::Ten).await?;
     let bbox = match &q.bbox {
         Some(_) => {
             IncidentQuery {
