@@ -159,6 +159,49 @@ function historyList(entries) {
     table(head, newest.slice(HISTORY_SHOWN).map(row))));
 }
 
+const FOUND = { casings: 'casings', gun_recovered: 'gun recovered', arrest: 'arrest', victim_aided: 'victim aided', no_evidence: 'no evidence' };
+
+/** What officers found: the recorded outcomes, newest last, and a form for
+ * roles that may record one (a correction is a new entry; the latest counts). */
+async function outcomesSection(box, path, ctx) {
+  let list;
+  try {
+    list = (await api(`${path}/outcomes`)).outcomes;
+  } catch (e) {
+    box.replaceChildren(h('h2', {}, 'Outcome'), failure(e));
+    return;
+  }
+  if (!ctx.alive()) return;
+  const items = list.length
+    ? h('ol', { id: 'outcomes-list' }, list.map((o) => h('li', {},
+      `${o.found.map((f) => FOUND[f] || f).join(', ')}${o.officer_minutes !== null ? `, ${o.officer_minutes} officer-minutes` : ''} — ${o.by.replace(/^(user|token):/, '')}, ${fmtTime(o.recorded_utc)}`,
+      o.note ? h('div', { class: 'muted' }, o.note) : '')))
+    : h('p', { class: 'muted' }, 'No outcome recorded.');
+  let form = '';
+  if (ctx.may('outcomes')) {
+    const boxes = Object.entries(FOUND).map(([k, label]) => h('label', {}, h('input', { type: 'checkbox', name: 'found', value: k }), ` ${label}`));
+    const minutes = h('input', { type: 'number', id: 'outcome-minutes', min: 0, max: 10080, step: 1, placeholder: 'minutes' });
+    const note = h('input', { id: 'outcome-note', maxlength: 2000, placeholder: 'note (optional)' });
+    const why = h('p', { class: 'error', role: 'alert' });
+    form = h('form', { id: 'outcome-form' }, h('div', { class: 'row' }, boxes), h('label', {}, 'Officer time ', minutes), note,
+      h('button', { type: 'submit' }, list.length ? 'Record a correction' : 'Record outcome'), why);
+    form.addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      const found = [...form.querySelectorAll('input[name=found]:checked')].map((i) => i.value);
+      const body = { found };
+      if (minutes.value !== '') body.officer_minutes = Number(minutes.value);
+      if (note.value.trim()) body.note = note.value.trim();
+      try {
+        await api(`${path}/outcome`, { method: 'POST', body });
+        await outcomesSection(box, path, ctx);
+      } catch (e) {
+        why.textContent = e.message;
+      }
+    });
+  }
+  box.replaceChildren(h('h2', {}, 'Outcome'), items, form);
+}
+
 export async function incidentPage(root, id, ctx) {
   const path = `/v1/incidents/${encodeURIComponent(id)}`;
   const doc = await api(path);
@@ -171,13 +214,14 @@ export async function incidentPage(root, id, ctx) {
   const mapEl = h('div', { class: 'map', id: 'incident-map' });
   const evidence = h('section', { class: 'card', id: 'evidence' });
   const historyBox = h('section', { class: 'card', id: 'history-box' });
+  const outcomeBox = h('section', { class: 'card', id: 'outcome-box' });
   let form = null;
   root.replaceChildren(
     h('p', { class: 'crumbs' }, h('a', { href: ctx.may('live') ? '#/' : '#/analytics' }, '← back'), ` incident ${doc.id}`),
     h('div', { class: 'split' },
       h('div', {}, mapEl, doc.shots.length ? h('section', { class: 'card' }, h('h2', {}, 'Shot sequence'), timeline(doc.shots), shotsTable(doc, (i) => select(i))) : ''),
       h('div', { class: 'side' }, summary(doc, ctx),
-        ctx.may('review') ? (form = reviewForm(doc, ctx.reload)) : '')),
+        ctx.may('review') ? (form = reviewForm(doc, ctx.reload)) : '', outcomeBox)),
     evidence, historyBox);
 
   const map = baseMap(mapEl, ctx.settings, ctx);
@@ -233,6 +277,7 @@ export async function incidentPage(root, id, ctx) {
   }
   if (doc.shots.length) select(0);
   else fit(map, [[doc.lat, doc.lon]]);
+  await outcomesSection(outcomeBox, path, ctx);
 
   if (ctx.may('evidence')) {
     try {

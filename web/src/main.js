@@ -1,6 +1,6 @@
 // The dashboard's shell: who is logged in, the navigation their role allows,
 // and a hash router (#/, #/incident/ID, #/queue, #/sensors, #/analytics,
-// #/public, #/login). The server enforces every permission; the shell only
+// #/measures, #/public, #/login). The server enforces every permission; the shell only
 // leaves out what the role could not open anyway.
 import 'leaflet/dist/leaflet.css';
 import './style.css';
@@ -11,19 +11,24 @@ import { queuePage } from './queue.js';
 import { sensorsPage } from './sensors.js';
 import { analyticsPage } from './analytics.js';
 import { publicPage } from './public.js';
+import { measuresPage } from './measures.js';
 
 const PAGES = [
   { path: '', title: 'Live', may: 'live', page: livePage },
   { path: 'queue', title: 'Review', may: 'review', page: queuePage },
   { path: 'sensors', title: 'Sensors', may: 'sensors', page: sensorsPage },
   { path: 'analytics', title: 'Analytics', may: 'incidents', page: analyticsPage },
+  { path: 'measures', title: 'Measures', may: ['incidents', 'community'], page: measuresPage },
   { path: 'public', title: 'Public view', may: null, page: publicPage },
 ];
 
 const state = { who: null, settings: null, cleanups: [], generation: 0 };
 
+/** Whether the role may: `perm` is one permission, any of a list, or null (anyone). */
 function allowed(perm) {
-  return perm === null || (state.who && state.who.may.includes(perm));
+  if (perm === null) return true;
+  if (Array.isArray(perm)) return perm.some(allowed);
+  return Boolean(state.who && state.who.may.includes(perm));
 }
 
 function renderNav() {

@@ -184,6 +184,17 @@ await step('incident page', async () => {
   await shot(page, 'incident.png');
 });
 
+await step('outcome', async () => {
+  await page.waitForSelector('#outcome-form');
+  await page.check('#outcome-form input[value=casings]');
+  await page.fill('#outcome-minutes', '25');
+  await page.fill('#outcome-note', 'Browser test: six casings in the alley.');
+  await page.click('#outcome-form button[type=submit]');
+  await page.waitForSelector('#outcomes-list li');
+  const items = await page.$$eval('#outcomes-list li', (l) => l.map((x) => x.textContent));
+  check(items.length === 1 && /casings, 25 officer-minutes/.test(items[0]), `outcomes: ${items}`);
+});
+
 await step('review', async () => {
   const historyBefore = await page.$$eval('#history tbody tr', (r) => r.length);
   await page.selectOption('#review-action', 'confirm');
@@ -240,8 +251,37 @@ await step('analytics', async () => {
   check(total >= 3, `analytics counts ${total} incidents`);
   check(matrix === total, `the hour × weekday matrix holds ${matrix} of ${total}`);
   check(weeks >= 2 && hexes >= 1, `${weeks} weeks, ${hexes} hexagons`);
-  summary.pages.analytics = { total, weeks, hexes };
+  await page.waitForFunction(() => /hotspot cell/.test(document.getElementById('hotspot-summary')?.textContent || ''));
+  const hotspots = await page.textContent('#hotspot-summary');
+  await page.waitForSelector('#areas-table tbody tr');
+  const areas = await page.$$eval('#areas-table tbody tr', (r) => r.map((x) => [...x.children].map((c) => c.textContent)));
+  // Every incident is inside the configured district and the school's 10 km.
+  check(areas.length === 2 && areas.every((a) => Number(a[2]) === total), `areas: ${JSON.stringify(areas)} for ${total}`);
+  check(areas.every((a) => Number(a[3]) + Number(a[4]) + Number(a[5]) === Number(a[2])), `the school calendar splits: ${JSON.stringify(areas)}`);
+  summary.pages.analytics = { total, weeks, hexes, hotspots, areas };
   await shot(page, 'analytics.png', true);
+});
+
+await step('measures', async () => {
+  await page.goto(`${base}/#/measures`);
+  await page.waitForSelector('#m-alerts');
+  // From two years back: the replayed scenes are dated before the live ones.
+  await page.fill('#m-from', new Date(Date.now() - 730 * 86400e3).toISOString().slice(0, 10));
+  await page.click('form.filters button[type=submit]');
+  await page.waitForFunction(() => /^\d{4}-\d\d-\d\d$/.test(document.getElementById('m-from').value));
+  await page.waitForTimeout(300);
+  await page.waitForSelector('#m-alerts');
+  const published = Number((await page.$eval('#m-alerts tbody tr td.num', (td) => td.textContent)).replace(/,/g, ''));
+  check(published >= 2, `measures: ${published} alerts published`);
+  const field = await page.$$eval('#m-field tbody tr', (r) => r.map((x) => x.textContent));
+  check(field.some((t) => /confirmed in the field1/.test(t)), `the outcome recorded is counted: ${field}`);
+  const bars = await page.$$eval('#latency-histogram rect', (r) => r.length);
+  check(bars === 8, `latency histogram: ${bars} bins`);
+  const csv = await page.$eval('#m-csv', (a) => a.href);
+  const text = await page.evaluate(async (u) => (await fetch(u)).text(), csv);
+  check(text.startsWith('measure,value,unit') && text.includes(`alerts_published,${published},`), `measures CSV: ${text.slice(0, 80)}`);
+  summary.pages.measures = { published, bars };
+  await shot(page, 'measures.png', true);
 });
 
 await step('public view', async () => {
@@ -251,15 +291,20 @@ await step('public view', async () => {
   check(blocks >= 1, 'the public view shows no block');
   summary.pages.public_blocks = blocks;
   await shot(page, 'public.png');
+  await page.selectOption('#public-grid', 'cells');
+  await page.waitForFunction(() => /hexagon/.test(document.getElementById('public-info')?.textContent || ''));
+  const cells = await page.$$eval('#public-map path.leaflet-interactive', (p) => p.length);
+  check(cells >= 1, 'the public view shows no hexagon');
+  summary.pages.public_cells = cells;
 });
 await admin.ctx.close();
 
 // ---- roles: each sees what it may ----------------------------------------------
 for (const [name, expected, home] of [
-  ['analyst', ['Analytics', 'Public view'], '#/analytics'],
+  ['analyst', ['Analytics', 'Measures', 'Public view'], '#/analytics'],
   ['public', ['Public view'], '#/public'],
-  ['dispatcher', ['Live', 'Sensors', 'Analytics', 'Public view'], '#/'],
-  ['reviewer', ['Live', 'Review', 'Sensors', 'Analytics', 'Public view'], '#/'],
+  ['dispatcher', ['Live', 'Sensors', 'Analytics', 'Measures', 'Public view'], '#/'],
+  ['reviewer', ['Live', 'Review', 'Sensors', 'Analytics', 'Measures', 'Public view'], '#/'],
 ]) {
   await step(`role ${name}`, async () => {
     const c = await context(name, desktop);
@@ -284,6 +329,8 @@ for (const [name, expected, home] of [
       const fetched = c.requests.some((u) => /\/clips?(\?|$)/.test(new URL(u).pathname + '?'));
       check(fetched === audio, `${name} ${fetched ? 'fetched' : 'did not fetch'} audio`);
       check(Boolean(await c.page.$('#review-form')) === (name === 'reviewer'), `${name}: review form shown wrongly`);
+      await c.page.waitForSelector('#outcome-box h2');
+      check(Boolean(await c.page.$('#outcome-form')) === (name !== 'analyst'), `${name}: outcome form shown wrongly`);
       // Without the evidence permission the arrivals are not in the page.
       const arrivals = await c.page.$$('#arrivals tbody tr');
       check((arrivals.length > 0) === (name === 'reviewer'), `${name} sees ${arrivals.length} arrivals`);

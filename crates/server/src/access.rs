@@ -39,6 +39,9 @@ pub enum Role {
     Reviewer,
     Investigator,
     Analyst,
+    /// A partner organisation (violence prevention, schools, researchers):
+    /// the community data through a token, every read audited.
+    Partner,
     Public,
 }
 
@@ -59,10 +62,15 @@ pub enum Perm {
     Review,
     /// People, tokens, the audit log, metrics, retention.
     Administer,
+    /// What officers found at an incident, and shootings the alerts missed.
+    Outcomes,
+    /// The community data: per-incident rows moved by the coarsening
+    /// distance, area counts, all after the public delay; the measures.
+    Community,
 }
 
 impl Perm {
-    pub const ALL: [Perm; 7] = [
+    pub const ALL: [Perm; 9] = [
         Perm::Live,
         Perm::Incidents,
         Perm::Evidence,
@@ -70,6 +78,8 @@ impl Perm {
         Perm::Sensors,
         Perm::Review,
         Perm::Administer,
+        Perm::Outcomes,
+        Perm::Community,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -81,17 +91,20 @@ impl Perm {
             Perm::Sensors => "sensors",
             Perm::Review => "review",
             Perm::Administer => "administer",
+            Perm::Outcomes => "outcomes",
+            Perm::Community => "community",
         }
     }
 }
 
 impl Role {
-    pub const ALL: [Role; 6] = [
+    pub const ALL: [Role; 7] = [
         Role::Administrator,
         Role::Dispatcher,
         Role::Reviewer,
         Role::Investigator,
         Role::Analyst,
+        Role::Partner,
         Role::Public,
     ];
 
@@ -102,6 +115,7 @@ impl Role {
             Role::Reviewer => "reviewer",
             Role::Investigator => "investigator",
             Role::Analyst => "analyst",
+            Role::Partner => "partner",
             Role::Public => "public",
         }
     }
@@ -127,10 +141,14 @@ impl Role {
         use Role::*;
         match self {
             Administrator => true,
-            Dispatcher => matches!(p, Live | Incidents | Sensors),
-            Reviewer => matches!(p, Live | Incidents | Evidence | Audio | Sensors | Review),
-            Investigator => matches!(p, Live | Incidents | Evidence | Audio | Sensors),
-            Analyst => matches!(p, Incidents),
+            Dispatcher => matches!(p, Live | Incidents | Sensors | Outcomes),
+            Reviewer => matches!(
+                p,
+                Live | Incidents | Evidence | Audio | Sensors | Review | Outcomes
+            ),
+            Investigator => matches!(p, Live | Incidents | Evidence | Audio | Sensors | Outcomes),
+            Analyst => matches!(p, Incidents | Community),
+            Partner => matches!(p, Community),
             Public => false,
         }
     }

@@ -24,6 +24,7 @@ pub fn routes() -> Router<Arc<App>> {
         .route("/v1/analytics", get(analytics))
         .route("/v1/coverage", get(coverage))
         .route("/v1/analytics/hotspots", get(hotspots))
+        .route("/v1/analytics/areas", get(areas))
 }
 
 #[derive(Debug, Deserialize)]
@@ -41,6 +42,42 @@ struct AnalyticsQuery {
     class: Option<String>,
     /// H3 resolution, 5–11 (default 9, hexagons of about 170 m).
     res: Option<u8>,
+    /// Hotspots: the least incidents a block-sized cell needs to be listed as
+    /// a repeat location (default 3).
+    repeat_min: Option<usize>,
+}
+
+/// Repeat locations are counted in resolution-10 cells: about 130 m across
+/// (0.015 km²), a city block.
+const REPEAT_RES: Resolution = Resolution::Ten;
+
+/// Most repeat locations listed.
+const MAX_REPEAT: usize = 100;
+
+/// Cells of [`REPEAT_RES`] with at least `min` incidents, most first (ties by
+/// cell), with the first and last incident's time.
+pub fn repeat_locations(
+    incidents: &[Counted],
+    min: usize,
+) -> Vec<(h3o::CellIndex, usize, i64, i64)> {
+    let mut cells: BTreeMap<h3o::CellIndex, (usize, i64, i64)> = BTreeMap::new();
+    for &(t, lat, lon) in incidents {
+        let Ok(place) = LatLng::new(lat, lon) else {
+            continue;
+        };
+        let e = cells
+            .entry(place.to_cell(REPEAT_RES))
+            .or_insert((0, i64::MAX, i64::MIN));
+        *e = (e.0 + 1, e.1.min(t), e.2.max(t));
+    }
+    let mut out: Vec<_> = cells
+        .into_iter()
+        .filter(|(_, (n, _, _))| *n >= min.max(1))
+        .map(|(c, (n, a, b))| (c, n, a, b))
+        .collect();
+    out.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    out.truncate(MAX_REPEAT);
+    out
 }
 
 /// What [`aggregate`] counts.
@@ -91,7 +128,7 @@ pub fn aggregate(incidents: &[Counted], res: Resolution, tz: chrono_tz::Tz) -> A
 }
 
 /// The first instant of `date` (YYYY-MM-DD) in `tz`, as UTC nanoseconds.
-fn local_midnight(name: &str, date: &str, tz: chrono_tz::Tz) -> Result<i64, ApiError> {
+pub(crate) fn local_midnight(name: &str, date: &str, tz: chrono_tz::Tz) -> Result<i64, ApiError> {
     let d = chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d")
         .map_err(|_| ApiError::BadRequest(format!("{name} {date:?}: a date, YYYY-MM-DD")))?;
     let midnight = d.and_time(chrono::NaiveTime::MIN);
@@ -110,8 +147,17 @@ fn local_midnight(name: &str, date: &str, tz: chrono_tz::Tz) -> Result<i64, ApiE
         .ok_or_else(|| ApiError::BadRequest(format!("{name} {date:?}: out of range")))
 }
 
+/// The end of `date` (YYYY-MM-DD, a last day that is included): the next
+/// day's first instant in `tz`, as UTC nanoseconds.
+pub(crate) fn day_after(name: &str, date: &str, tz: chrono_tz::Tz) -> Result<i64, ApiError> {
+    let day = chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d")
+        .map_err(|_| ApiError::BadRequest(format!("{name} {date:?}: a date, YYYY-MM-DD")))?;
+    let next = (day + chrono::Days::new(1)).format("%Y-%m-%d").to_string();
+    local_midnight(name, &next, tz)
+}
+
 /// An H3 cell as a GeoJSON polygon ring, closed.
-fn cell_ring(cell: h3o::CellIndex) -> Vec<[f64; 2]> {
+pub(crate) fn cell_ring(cell: h3o::CellIndex) -> Vec<[f64; 2]> {
     let boundary = cell.boundary();
     let mut ring: Vec<[f64; 2]> = boundary
         .iter()
@@ -156,15 +202,9 @@ async fn counted(
         .as_deref()
         .map(|d| local_midnight("from", d, tz))
         .transpose()?;
-    // The last day is included: up to the next day's midnight.
     let to =
         q.to.as_deref()
-            .map(|d| {
-                let day = chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d")
-                    .map_err(|_| ApiError::BadRequest(format!("to {d:?}: a date, YYYY-MM-DD")))?;
-                let next = (day + chrono::Days::new(1)).format("%Y-%m-%d").to_string();
-                local_midnight("to", &next, tz)
-            })
+            .map(|d| day_after("to", d, tz))
             .transpose()?;
     let filter = store::IncidentFilter {
         limit: 0,
@@ -265,6 +305,18 @@ async fn hotspots(
 ) -> Result<Json<Value>, ApiError> {
     let (res, tz, counted) =
         selected(&app, &caller, &q, "/v1/analytics/hotspots", Resolution::Ten).await?;
+    let repeat: Vec<Value> = repeat_locations(&counted, q.repeat_min.unwrap_or(3))
+        .into_iter()
+        .map(|(cell, n, first, last)| {
+            let centre = LatLng::from(cell);
+            json!({
+                "cell": cell.to_string(), "count": n,
+                "lat": round6(centre.lat()), "lon": round6(centre.lng()),
+                "first_utc": model::UtcNanos(first).to_rfc3339(),
+                "last_utc": model::UtcNanos(last).to_rfc3339(),
+            })
+        })
+        .collect();
     let bbox = match &q.bbox {
         Some(_) => {
             IncidentQuery {
@@ -286,9 +338,11 @@ async fn hotspots(
             }),
     };
     let Some(bbox) = bbox else {
-        return Ok(Json(
-            json!({"cells": {"type": "FeatureCollection", "features": []}, "area_cells": 0}),
-        ));
+        return Ok(Json(json!({
+            "cells": {"type": "FeatureCollection", "features": []},
+            "area_cells": 0,
+            "repeat_locations": [],
+        })));
     };
     let stats = tokio::task::spawn_blocking(move || {
         // The box, three cell edges wider all round (the neighbours of the
@@ -337,6 +391,53 @@ async fn hotspots(
         "false_discovery_rate": 0.05,
         "permutations": crate::hotspot::PERMUTATIONS,
         "cells": {"type": "FeatureCollection", "features": features},
+        "repeat_resolution": u8::from(REPEAT_RES),
+        "repeat_locations": repeat,
+    })))
+}
+
+/// `GET /v1/analytics/areas`: the selected incidents counted per area of
+/// interest ([`crate::areas`]), split by the school calendar when there is
+/// one; each area a GeoJSON feature with its counts.
+async fn areas(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    Query(q): Query<AnalyticsQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let (_, tz, counted) =
+        selected(&app, &caller, &q, "/v1/analytics/areas", Resolution::Eleven).await?;
+    let app2 = Arc::clone(&app);
+    let counts = tokio::task::spawn_blocking(move || {
+        crate::areas::count(&app2.areas, &counted, app2.school.as_ref(), tz)
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("areas: {e}")))?;
+    let features: Vec<Value> = app
+        .areas
+        .iter()
+        .zip(counts)
+        .map(|(area, c)| {
+            let mut props = json!({"layer": area.layer, "name": area.name});
+            if let Some(b) = area.buffer_m() {
+                props["buffer_m"] = json!(b);
+            }
+            if let (Value::Object(p), Ok(Value::Object(c))) = (&mut props, serde_json::to_value(c))
+            {
+                p.extend(c);
+            }
+            json!({"type": "Feature", "geometry": area.geometry, "properties": props})
+        })
+        .collect();
+    Ok(Json(json!({
+        "type": "FeatureCollection",
+        "features": features,
+        "properties": {
+            "timezone": tz.name(),
+            "school_hours": app.config.areas.school_hours.as_ref().map(|h| json!({
+                "days": h.days, "start": h.start, "end": h.end, "after_end": h.after_end,
+                "terms": h.terms, "closed": h.closed,
+            })),
+        },
     })))
 }
 

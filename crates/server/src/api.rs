@@ -131,6 +131,8 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(crate::evidence::routes())
         .merge(crate::web::routes())
         .merge(crate::analytics::routes())
+        .merge(crate::outcomes::routes())
+        .merge(crate::measures::routes())
         .with_state(app)
 }
 

@@ -286,6 +286,12 @@ pub struct PublicConfig {
     pub delay_hours: f64,
     /// Side of the square blocks incidents are counted in, metres.
     pub block_m: f64,
+    /// H3 resolution of the public cells (`GET /v1/public/cells`), at most
+    /// [`PublicConfig::MAX_H3_RES`].
+    pub h3_res: u8,
+    /// Least distance a partner's per-incident row is moved from the
+    /// incident, metres (it is moved between this and twice this).
+    pub coarsen_m: f64,
 }
 
 impl Default for PublicConfig {
@@ -293,6 +299,110 @@ impl Default for PublicConfig {
         PublicConfig {
             delay_hours: 24.0,
             block_m: 250.0,
+            // Resolution 8: hexagons of 0.74 km², about 530 m a side.
+            h3_res: 8,
+            // About a block, as the Chicago portal moves its points.
+            coarsen_m: 100.0,
+        }
+    }
+}
+
+/// The public view's coarsening (docs/analytics.md): how incidents are
+/// counted, and how far a partner's per-incident row is moved.
+impl PublicConfig {
+    /// Smallest H3 cells (largest resolution) the public view counts in.
+    pub const MAX_H3_RES: u8 = 9;
+}
+
+/// Areas of interest (docs/analytics.md): GeoJSON layers counted per area,
+/// and the school calendar the counts are split by.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AreasConfig {
+    pub layers: Vec<AreaLayerConfig>,
+    pub school_hours: Option<SchoolHoursConfig>,
+}
+
+/// One GeoJSON file of polygons (districts, beats, community areas) or points
+/// (schools, parks), each point counted within `buffer_m`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AreaLayerConfig {
+    pub name: String,
+    pub file: PathBuf,
+    /// The feature property holding an area's name (default: `name`, `NAME`,
+    /// `Name`, then the feature's id).
+    #[serde(default)]
+    pub name_property: Option<String>,
+    /// Radius around a point feature, metres.
+    #[serde(default = "default_buffer_m")]
+    pub buffer_m: f64,
+}
+
+/// 300 m: the school-safety zone radius many US cities use (about three
+/// blocks), and the default.
+fn default_buffer_m() -> f64 {
+    300.0
+}
+
+/// When school is in: on `days`, from `start` to `end` local time, on dates
+/// within a term (every date if `terms` is empty) and not `closed`. The
+/// hours from `end` to `after_end` on those days are "after school".
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SchoolHoursConfig {
+    #[serde(default = "default_school_days")]
+    pub days: Vec<String>,
+    pub start: String,
+    pub end: String,
+    #[serde(default = "default_after_end")]
+    pub after_end: String,
+    /// First and last day of each term, YYYY-MM-DD, both included.
+    #[serde(default)]
+    pub terms: Vec<[String; 2]>,
+    /// Holidays and closures within terms.
+    #[serde(default)]
+    pub closed: Vec<String>,
+}
+
+fn default_school_days() -> Vec<String> {
+    ["mon", "tue", "wed", "thu", "fri"]
+        .map(String::from)
+        .to_vec()
+}
+
+fn default_after_end() -> String {
+    "19:00".into()
+}
+
+/// The performance measures (docs/analytics.md).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MeasuresConfig {
+    /// What the system costs a year (contract, staff, hosting), for the cost
+    /// per alert and per outcome; absent, no cost is reported.
+    pub cost_per_year: Option<f64>,
+    pub currency: String,
+    /// A 911 call matches an alert within this distance, metres.
+    pub call_match_m: f64,
+    /// … and from this long before the alert's first shot …
+    pub call_before_s: f64,
+    /// … to this long after it.
+    pub call_after_s: f64,
+}
+
+impl Default for MeasuresConfig {
+    fn default() -> MeasuresConfig {
+        // 400 m: a caller gives their own address, and people report shots
+        // they hear from a few blocks away. 2 min before (the call centre's
+        // clock against GPS time, and a call that is logged as it is
+        // answered) to 10 min after (people wait, then call).
+        MeasuresConfig {
+            cost_per_year: None,
+            currency: "USD".into(),
+            call_match_m: 400.0,
+            call_before_s: 120.0,
+            call_after_s: 600.0,
         }
     }
 }
@@ -497,6 +607,10 @@ pub struct ServerConfig {
     pub public: PublicConfig,
     #[serde(default)]
     pub map: MapConfig,
+    #[serde(default)]
+    pub areas: AreasConfig,
+    #[serde(default)]
+    pub measures: MeasuresConfig,
     /// Settings pushed to every sensor agent in its heartbeat's answer.
     #[serde(default)]
     pub agent: wire::AgentSettingsV1,
@@ -527,6 +641,8 @@ impl ServerConfig {
             review: ReviewConfig::default(),
             retention: RetentionConfig::default(),
             public: PublicConfig::default(),
+            areas: AreasConfig::default(),
+            measures: MeasuresConfig::default(),
             map: MapConfig::default(),
             agent: wire::AgentSettingsV1::default(),
         }
@@ -632,6 +748,33 @@ impl ServerConfig {
             || !fine(self.public.block_m, 50.0, 10_000.0)
         {
             return Err("public: delay_hours must be 0–8760 and block_m 50–10000".into());
+        }
+        if !(5..=PublicConfig::MAX_H3_RES).contains(&self.public.h3_res)
+            || !fine(self.public.coarsen_m, 10.0, 5_000.0)
+        {
+            return Err(format!(
+                "public: h3_res must be 5–{} and coarsen_m 10–5000",
+                PublicConfig::MAX_H3_RES
+            ));
+        }
+        for layer in &self.areas.layers {
+            if layer.name.is_empty() || !fine(layer.buffer_m, 1.0, 10_000.0) {
+                return Err(format!(
+                    "areas layer {:?}: needs a name, and buffer_m 1–10000",
+                    layer.name
+                ));
+            }
+        }
+        if let Some(h) = &self.areas.school_hours {
+            crate::areas::SchoolCalendar::new(h)?;
+        }
+        let ms = &self.measures;
+        if ms.cost_per_year.is_some_and(|c| !fine(c, 0.0, 1e12))
+            || !fine(ms.call_match_m, 1.0, 10_000.0)
+            || !fine(ms.call_before_s, 0.0, 86_400.0)
+            || !fine(ms.call_after_s, 0.0, 86_400.0)
+        {
+            return Err("measures: cost_per_year 0–1e12, call_match_m 1–10000, call_before_s and call_after_s 0–86400".into());
         }
         let l = &self.limits;
         if !(l.reports_per_s > 0.0 && l.burst >= 1.0 && l.max_clock_skew_s > 0.0) {

@@ -25,6 +25,9 @@ use model::UtcNanos;
 
 use crate::doc::{IncidentDoc, SourceDoc};
 
+/// How an imported incident's id starts (a located one's never does).
+pub const ID_PREFIX: &str = "imp-";
+
 /// What an incident is made from.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Imported {
@@ -249,6 +252,29 @@ pub fn read(
     mapping: Option<&str>,
     tz: chrono_tz::Tz,
 ) -> Result<(Columns, Vec<Imported>, Vec<BadRow>), String> {
+    let (cols, good, bad) = read_rows(
+        text,
+        |names| columns(names, mapping),
+        |record, cols| row(record, cols, tz),
+    )?;
+    let good = good
+        .into_iter()
+        .map(|(line, r)| Imported { line, ..r })
+        .collect();
+    Ok((cols, good, bad))
+}
+
+/// A file's columns, the rows taken (with their line), the bad rows.
+type Rows<C, T> = (C, Vec<(u64, T)>, Vec<BadRow>);
+
+/// Reads a CSV file's header into columns with `columns`, and every row
+/// with `row`: (line, value) for the rows it takes, a [`BadRow`] for the
+/// others.
+fn read_rows<C, T>(
+    text: &str,
+    columns: impl FnOnce(&[&str]) -> Result<C, String>,
+    row: impl Fn(&csv::StringRecord, &C) -> Result<T, String>,
+) -> Result<Rows<C, T>, String> {
     let mut reader = csv::ReaderBuilder::new()
         .flexible(true)
         .from_reader(text.as_bytes());
@@ -259,7 +285,7 @@ pub fn read(
         .map(str::to_string)
         .collect();
     let names: Vec<&str> = header.iter().map(String::as_str).collect();
-    let cols = columns(&names, mapping)?;
+    let cols = columns(&names)?;
     let mut good = Vec::new();
     let mut bad = Vec::new();
     for record in reader.records() {
@@ -282,43 +308,224 @@ pub fn read(
             });
             continue;
         }
-        match row(&record, &cols, tz) {
-            Ok(mut r) => {
-                r.line = line;
-                good.push(r);
-            }
+        match row(&record, &cols) {
+            Ok(r) => good.push((line, r)),
             Err(why) => bad.push(BadRow { line, why }),
         }
     }
     Ok((cols, good, bad))
 }
 
-fn row(record: &csv::StringRecord, c: &Columns, tz: chrono_tz::Tz) -> Result<Imported, String> {
-    let field = |i: usize, name: &str| {
-        record
-            .get(i)
-            .map(str::trim)
-            .ok_or_else(|| format!("no {name} (the row has {} fields)", record.len()))
-    };
-    let kind = field(c.kind, "type")?;
-    let time = field(c.time, "date/time")?;
+/// A field of a row, trimmed.
+fn field<'r>(record: &'r csv::StringRecord, i: usize, name: &str) -> Result<&'r str, String> {
+    record
+        .get(i)
+        .map(str::trim)
+        .ok_or_else(|| format!("no {name} (the row has {} fields)", record.len()))
+}
+
+/// A row's place: two numbers that are a latitude and a longitude, and not
+/// 0, 0 (a missing place written as zeros).
+fn place(record: &csv::StringRecord, lat: usize, lon: usize) -> Result<(f64, f64), String> {
     let number = |i: usize, name: &str| -> Result<f64, String> {
-        let v = field(i, name)?;
+        let v = field(record, i, name)?;
         v.parse::<f64>()
             .ok()
             .filter(|x| x.is_finite())
             .ok_or_else(|| format!("{name} {v:?} is not a number"))
     };
-    let (lat, lon) = (number(c.lat, "latitude")?, number(c.lon, "longitude")?);
+    let (lat, lon) = (number(lat, "latitude")?, number(lon, "longitude")?);
     if !(-90.0..=90.0).contains(&lat)
         || !(-180.0..=180.0).contains(&lon)
         || (lat == 0.0 && lon == 0.0)
     {
         return Err(format!("position {lat}, {lon} is not a place"));
     }
+    Ok((lat, lon))
+}
+
+/// A row's time, local in `tz` unless it says otherwise.
+fn time(record: &csv::StringRecord, i: usize, tz: chrono_tz::Tz) -> Result<UtcNanos, String> {
+    let time = field(record, i, "date/time")?;
+    parse_time(time, tz).ok_or_else(|| {
+        format!(
+            "date/time {time:?} is not a time this importer reads (or does not exist in {})",
+            tz.name()
+        )
+    })
+}
+
+/// The columns of a 911 call file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallColumns {
+    pub time: usize,
+    pub lat: usize,
+    pub lon: usize,
+    pub kind: Option<usize>,
+    pub id: Option<usize>,
+}
+
+/// A 911 call as read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImportedCall {
+    pub line: u64,
+    pub id: Option<String>,
+    pub t: UtcNanos,
+    pub kind: String,
+    pub lat: f64,
+    pub lon: f64,
+}
+
+/// Finds a call file's columns by common names (computer-aided dispatch
+/// exports and open-data "calls for service" files), or takes `mapping`
+/// (roles `time`, `lat`, `lon`, `type`, `id`).
+pub fn call_columns(header: &[&str], mapping: Option<&str>) -> Result<CallColumns, String> {
+    let names: Vec<String> = header.iter().map(|h| norm(h)).collect();
+    let find = |candidates: &[&str]| {
+        candidates
+            .iter()
+            .find_map(|c| names.iter().position(|n| n == &norm(c)))
+    };
+    if let Some(mapping) = mapping {
+        let mut roles: HashMap<&str, usize> = HashMap::new();
+        for pair in mapping.split(',') {
+            let (role, column) = pair
+                .split_once('=')
+                .ok_or_else(|| format!("--columns {pair:?}: ROLE=COLUMN"))?;
+            let role = role.trim();
+            if !["type", "time", "lat", "lon", "id"].contains(&role) {
+                return Err(format!(
+                    "--columns: unknown role {role:?} (time, lat, lon, type, id)"
+                ));
+            }
+            let i = names
+                .iter()
+                .position(|n| n == &norm(column))
+                .ok_or_else(|| format!("--columns: no column {column:?} in the header"))?;
+            roles.insert(role, i);
+        }
+        let need = |r: &str| {
+            roles
+                .get(r)
+                .copied()
+                .ok_or_else(|| format!("--columns: {r}= is required"))
+        };
+        return Ok(CallColumns {
+            time: need("time")?,
+            lat: need("lat")?,
+            lon: need("lon")?,
+            kind: roles.get("type").copied(),
+            id: roles.get("id").copied(),
+        });
+    }
+    let time = find(&[
+        "call time",
+        "call timestamp",
+        "call_timestamp",
+        "received",
+        "time received",
+        "call received",
+        "date time",
+        "datetime",
+        "timestamp",
+        "time",
+        "date",
+        "time create",
+        "created",
+    ]);
+    let lat = find(&["latitude", "lat", "y"]);
+    let lon = find(&["longitude", "lon", "lng", "long", "x"]);
+    match (time, lat, lon) {
+        (Some(time), Some(lat), Some(lon)) => Ok(CallColumns {
+            time,
+            lat,
+            lon,
+            kind: find(&[
+                "call type",
+                "type",
+                "nature",
+                "call description",
+                "calldescription",
+                "description",
+                "type text",
+                "incident type",
+            ]),
+            id: find(&[
+                "call id",
+                "call number",
+                "incident id",
+                "incident number",
+                "event number",
+                "id",
+            ]),
+        }),
+        _ => Err(format!(
+            "unknown layout: the header ({}) has no date/time, latitude and longitude columns; map them with --columns time=…,lat=…,lon=…",
+            header.join(", ")
+        )),
+    }
+}
+
+/// Reads a 911 call file: the calls, and the rows that are not.
+pub fn read_calls(
+    text: &str,
+    mapping: Option<&str>,
+    tz: chrono_tz::Tz,
+) -> Result<(Vec<ImportedCall>, Vec<BadRow>), String> {
+    let (_, good, bad) = read_rows(
+        text,
+        |names| call_columns(names, mapping),
+        |record, c: &CallColumns| {
+            let t = time(record, c.time, tz)?;
+            let (lat, lon) = place(record, c.lat, c.lon)?;
+            let text_of = |i: Option<usize>| {
+                i.and_then(|i| record.get(i))
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+            };
+            Ok(ImportedCall {
+                line: 0,
+                id: text_of(c.id),
+                t,
+                kind: text_of(c.kind).unwrap_or_default(),
+                lat,
+                lon,
+            })
+        },
+    )?;
+    let calls = good
+        .into_iter()
+        .map(|(line, c)| ImportedCall { line, ..c })
+        .collect();
+    Ok((calls, bad))
+}
+
+/// The stored call a read one becomes: its id from the file's own id, or,
+/// without one, from the file, line, time and place (importing the same file
+/// again adds nothing).
+pub fn call_row(c: &ImportedCall, file: &str) -> store::CallRow {
+    let key = match &c.id {
+        Some(id) => format!("id|{id}"),
+        None => format!("{file}|{}|{}|{}|{}", c.line, c.t.0, c.lat, c.lon),
+    };
+    store::CallRow {
+        id: format!("call-{}", crate::pipeline::short_hash(&key)),
+        t_ns: c.t.0,
+        lat: c.lat,
+        lon: c.lon,
+        kind: c.kind.clone(),
+        source: format!("{file}:{}", c.line),
+    }
+}
+
+fn row(record: &csv::StringRecord, c: &Columns, tz: chrono_tz::Tz) -> Result<Imported, String> {
+    let kind = field(record, c.kind, "type")?;
+    field(record, c.time, "date/time")?;
+    let (lat, lon) = place(record, c.lat, c.lon)?;
     let rounds = match c.rounds {
         Some(i) => {
-            let v = field(i, "rounds")?;
+            let v = field(record, i, "rounds")?;
             if v.is_empty() {
                 None
             } else {
@@ -333,12 +540,7 @@ fn row(record: &csv::StringRecord, c: &Columns, tz: chrono_tz::Tz) -> Result<Imp
     let (class, rounds) = class_of(kind, rounds).ok_or_else(|| {
         format!("type {kind:?} is not gunfire, fireworks or a gunshot-or-firecracker")
     })?;
-    let t = parse_time(time, tz).ok_or_else(|| {
-        format!(
-            "date/time {time:?} is not a time this importer reads (or does not exist in {})",
-            tz.name()
-        )
-    })?;
+    let t = time(record, c.time, tz)?;
     let id =
         c.id.and_then(|i| record.get(i))
             .map(str::trim)
@@ -368,7 +570,7 @@ pub fn incident(a: &Imported, file: &str, cols: &Columns) -> IncidentDoc {
         ),
     };
     IncidentDoc {
-        id: format!("imp-{}", crate::pipeline::short_hash(&key)),
+        id: format!("{ID_PREFIX}{}", crate::pipeline::short_hash(&key)),
         version: 1,
         class: a.class.to_string(),
         // The publisher's decision, not a probability shotfix estimated.

@@ -51,6 +51,7 @@ pub mod access;
 pub mod address;
 pub mod analytics;
 pub mod api;
+pub mod areas;
 pub mod config;
 pub mod doc;
 pub mod evidence;
@@ -59,7 +60,9 @@ pub mod health;
 pub mod hotspot;
 pub mod import;
 pub mod ingest;
+pub mod measures;
 pub mod mqtt;
+pub mod outcomes;
 pub mod pipeline;
 pub mod public;
 pub mod reader;
@@ -220,6 +223,13 @@ pub struct App {
     /// `map.overlay`, read and checked at start), serialized once, and
     /// their ETag.
     pub map_settings: (String, String),
+    /// The areas of interest (`areas.layers`), read and checked at start.
+    pub areas: Vec<areas::Area>,
+    /// The school calendar (`areas.school_hours`).
+    pub school: Option<areas::SchoolCalendar>,
+    /// The key community rows' places are moved with ([`public::mask`]):
+    /// made once per database, kept in it.
+    pub geomask_key: Vec<u8>,
 }
 
 impl App {
@@ -409,6 +419,13 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
             .await
             .map_err(|e| anyhow::anyhow!(e))?;
     }
+    let geomask_key = {
+        let mut fresh = [0u8; 32];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut fresh);
+        writer
+            .run(move |db| db.secret("geomask", &fresh, now_ns()))
+            .await?
+    };
     let reader = Reader::start(&config.database).await?;
     let rows = reader.read(|db| db.sensors()).await??;
     anyhow::ensure!(
@@ -440,6 +457,14 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
         None => None,
     };
     let map_settings = web::map_settings(&config.map, &frame, overlay.as_ref());
+    let areas = areas::load(&config.areas.layers).map_err(|e| anyhow::anyhow!(e))?;
+    let school = config
+        .areas
+        .school_hours
+        .as_ref()
+        .map(areas::SchoolCalendar::new)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!(e))?;
     let weather = evidence::server_weather(&config);
     let medium = Medium::from_weather(&weather);
     let locate_config = LocateConfig::default();
@@ -482,6 +507,9 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
         stopping: tokio::sync::watch::Sender::new(false),
         reports: std::sync::OnceLock::new(),
         map_settings,
+        areas,
+        school,
+        geomask_key,
     });
     let pipeline = {
         let app = Arc::clone(&app);

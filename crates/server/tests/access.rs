@@ -136,11 +136,22 @@ async fn each_role_may_do_exactly_what_it_should() {
     let f = fixture().await;
     let (base, id, clip) = (&f.base, &f.incident, &f.clip);
     use Role::*;
+    // Incidents with exact places: neither partners nor the public.
     let all_but_public = [Administrator, Dispatcher, Reviewer, Investigator, Analyst];
     let live = [Administrator, Dispatcher, Reviewer, Investigator];
     let evidence = [Administrator, Reviewer, Investigator];
     let review = [Administrator, Reviewer];
     let admin = [Administrator];
+    let outcomes = [Administrator, Dispatcher, Reviewer, Investigator];
+    let community = [Administrator, Analyst, Partner];
+    let measures = [
+        Administrator,
+        Dispatcher,
+        Reviewer,
+        Investigator,
+        Analyst,
+        Partner,
+    ];
     // (method, path, body, the roles that may)
     let table: Vec<(Method, String, Option<Value>, &[Role])> = vec![
         (Method::GET, "/v1/incidents".into(), None, &all_but_public),
@@ -181,6 +192,40 @@ async fn each_role_may_do_exactly_what_it_should() {
             None,
             &all_but_public,
         ),
+        (
+            Method::GET,
+            "/v1/analytics/areas".into(),
+            None,
+            &all_but_public,
+        ),
+        (
+            Method::POST,
+            format!("/v1/incidents/{id}/outcome"),
+            Some(json!({"found": ["casings"], "officer_minutes": 20})),
+            &outcomes,
+        ),
+        (
+            Method::GET,
+            format!("/v1/incidents/{id}/outcomes"),
+            None,
+            &all_but_public,
+        ),
+        (
+            Method::POST,
+            "/v1/misses".into(),
+            Some(json!({"time_utc": "2026-11-21T12:00:00Z", "lat": 40.44, "lon": -80.0})),
+            &outcomes,
+        ),
+        (Method::GET, "/v1/misses".into(), None, &all_but_public),
+        (Method::GET, "/v1/measures".into(), None, &measures),
+        (Method::GET, "/v1/measures.csv".into(), None, &measures),
+        (
+            Method::GET,
+            "/v1/community/incidents.csv".into(),
+            None,
+            &community,
+        ),
+        (Method::GET, "/v1/community/areas".into(), None, &community),
         (Method::GET, "/v1/coverage".into(), None, &live),
         (
             Method::GET,
@@ -228,7 +273,7 @@ async fn each_role_may_do_exactly_what_it_should() {
         (
             Method::POST,
             "/v1/tokens".into(),
-            Some(json!({"name": "partner", "role": "analyst"})),
+            Some(json!({"name": "outreach-group", "role": "partner"})),
             &admin,
         ),
     ];
@@ -289,6 +334,7 @@ async fn each_role_may_do_exactly_what_it_should() {
         "/v1/health",
         "/v1/openapi.json",
         "/v1/public/incidents",
+        "/v1/public/cells",
         "/v1/map",
         "/v1/session?probe=true",
     ] {

@@ -10,27 +10,9 @@ use std::time::Duration;
 
 use model::Geodetic;
 use serde_json::Value;
-use server::config::{SensorConfig, ServerConfig};
 use server::replay;
 
-/// Four sensors on the corners of a 1 km square around 40.44 N, 80.00 W.
-fn square(dir: &std::path::Path) -> ServerConfig {
-    let mut config = ServerConfig::new(dir.join("s.db"));
-    for (i, (dlat, dlon)) in [(-1.0, -1.0), (-1.0, 1.0), (1.0, 1.0), (1.0, -1.0)]
-        .iter()
-        .enumerate()
-    {
-        config.sensors.push(SensorConfig {
-            id: format!("S{}", i + 1),
-            key: hex::encode([i as u8 + 1; 16]),
-            // 500 m: 0.0045° of latitude, 0.0059° of longitude here.
-            lat: 40.44 + dlat * 0.0045,
-            lon: -80.0 + dlon * 0.0059,
-            alt_m: 20.0,
-        });
-    }
-    config
-}
+use common::square;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dashboard_is_served_with_its_map_settings() {

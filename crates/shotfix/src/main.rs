@@ -74,6 +74,24 @@ enum ImportCommand {
         #[arg(long)]
         skip_bad: bool,
     },
+    /// 911 call records (CSV) for matching against alerts: the time,
+    /// latitude and longitude columns (and a type and an id if there are) are
+    /// found by common names or --columns. Bad rows are listed by line; with
+    /// any, nothing is imported unless --skip-bad.
+    Calls {
+        file: PathBuf,
+        #[arg(long)]
+        config: PathBuf,
+        /// Which column is which: time=COL,lat=COL,lon=COL[,type=COL][,id=COL].
+        #[arg(long)]
+        columns: Option<String>,
+        /// The zone of times written without one (default: the server's map.timezone).
+        #[arg(long)]
+        timezone: Option<String>,
+        /// Import the good rows even when some are bad (the bad are still listed).
+        #[arg(long)]
+        skip_bad: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -231,6 +249,24 @@ enum Command {
     /// Bearer tokens for machines and partner organisations.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// The performance measures of a period, from the server's database:
+    /// alerts, latency, review and field outcomes, misses, 911 calls, cost.
+    Measures {
+        #[arg(long)]
+        config: PathBuf,
+        /// First day, YYYY-MM-DD, in the server's map.timezone.
+        #[arg(long)]
+        from: String,
+        /// Last day (included), YYYY-MM-DD.
+        #[arg(long)]
+        to: String,
+        /// Also write the figures as CSV (measure, value, unit) to this file ("-": standard output, instead of the table).
+        #[arg(long)]
+        csv: Option<PathBuf>,
+        /// Print JSON instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Play a scene folder or research-layout test to a running server as live, signed sensor reports (over HTTP, or through an MQTT broker).
     Replay {
         path: PathBuf,
@@ -491,6 +527,26 @@ fn main() -> ExitCode {
             timezone.as_deref(),
             skip_bad,
         ),
+        Command::Import(ImportCommand::Calls {
+            file,
+            config,
+            columns,
+            timezone,
+            skip_bad,
+        }) => import_cmd::calls(
+            &file,
+            &config,
+            columns.as_deref(),
+            timezone.as_deref(),
+            skip_bad,
+        ),
+        Command::Measures {
+            config,
+            from,
+            to,
+            csv,
+            json,
+        } => import_cmd::measures(&config, &from, &to, csv.as_deref(), json),
         Command::User(UserCommand::Add {
             name,
             role,

@@ -121,6 +121,39 @@ fn every_page_works_in_chromium_with_replayed_scenes() {
         "\n[map]\ntiles = \"\"\noverlay = {}\ntimezone = \"America/New_York\"\n",
         toml_string(&scene.join("city.geojson"))
     ));
+    // Areas of interest: a district around the whole city and a school with
+    // a 10 km buffer, both centred on the first sensor; a school calendar.
+    let first = |key: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{key} = ")))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    let (lat, lon) = (first("lat"), first("lon"));
+    let district = d.join("district.geojson");
+    std::fs::write(
+        &district,
+        serde_json::json!({"type": "Feature", "properties": {"name": "Citywide"}, "geometry": {
+            "type": "Polygon", "coordinates": [[[lon - 0.1, lat - 0.1], [lon + 0.1, lat - 0.1],
+            [lon + 0.1, lat + 0.1], [lon - 0.1, lat + 0.1], [lon - 0.1, lat - 0.1]]]}})
+        .to_string(),
+    )
+    .unwrap();
+    let school = d.join("school.geojson");
+    std::fs::write(
+        &school,
+        serde_json::json!({"type": "Feature", "properties": {"name": "Central High"},
+            "geometry": {"type": "Point", "coordinates": [lon, lat]}})
+        .to_string(),
+    )
+    .unwrap();
+    text.push_str(&format!(
+        "\n[[areas.layers]]\nname = \"district\"\nfile = {}\n\n[[areas.layers]]\nname = \"schools\"\nfile = {}\nbuffer_m = 10000\n\n[areas.school_hours]\nstart = \"08:00\"\nend = \"15:00\"\n",
+        toml_string(&district),
+        toml_string(&school)
+    ));
     std::fs::write(&config, text).unwrap();
 
     let mut passwords = serde_json::Map::new();
@@ -293,6 +326,7 @@ fn every_page_works_in_chromium_with_replayed_scenes() {
         "queue.png",
         "sensors.png",
         "analytics.png",
+        "measures.png",
         "public.png",
         "phone-live.png",
     ] {

@@ -193,3 +193,118 @@ fn bad_rows_are_named_by_line_and_nothing_is_imported_without_skip_bad() {
         "{err}"
     );
 }
+
+#[test]
+fn calls_are_imported_matched_to_alerts_and_measured() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), "America/New_York");
+    ok(
+        &shotfix(&["import", "alerts", s(&dc_file()), "--config", s(&cfg)]),
+        "import alerts",
+    );
+    // Three real 2010 alerts get a 911 call each, at the same minute and
+    // 100 m north; two calls are far from any alert; one row is bad.
+    let text = std::fs::read_to_string(dc_file()).unwrap();
+    let picked: Vec<Vec<&str>> = text
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').collect::<Vec<_>>())
+        .filter(|f| f[2].split(' ').next().unwrap().ends_with("/10"))
+        .step_by(500)
+        .take(3)
+        .collect();
+    assert_eq!(picked.len(), 3);
+    let mut calls = String::from("Call Number,Call Type,Call Time,Latitude,Longitude\n");
+    for (i, f) in picked.iter().enumerate() {
+        let lat: f64 = f[5].parse().unwrap();
+        calls += &format!("C{i},SHOTS FIRED,{},{:.4},{}\n", f[2], lat + 0.0009, f[4]);
+    }
+    calls += "C7,SHOTS FIRED,6/1/10 12:00,45.0,-70.0\nC8,SHOTS FIRED,6/2/10 12:00,45.0,-70.0\n";
+    calls += "C9,SHOTS FIRED,yesterday,38.9,-77.0\n";
+    let file = dir.path().join("calls.csv");
+    std::fs::write(&file, calls).unwrap();
+    let refused = shotfix(&["import", "calls", s(&file), "--config", s(&cfg)]);
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        err.contains("calls.csv:7: date/time \"yesterday\""),
+        "{err}"
+    );
+    let out = ok(
+        &shotfix(&[
+            "import",
+            "calls",
+            s(&file),
+            "--config",
+            s(&cfg),
+            "--skip-bad",
+        ]),
+        "import calls",
+    );
+    assert!(
+        out.contains("6 rows: 5 calls (5 new, 1 bad rows skipped)"),
+        "{out}"
+    );
+
+    let out = ok(
+        &shotfix(&[
+            "measures",
+            "--config",
+            s(&cfg),
+            "--from",
+            "2010-01-01",
+            "--to",
+            "2010-12-31",
+            "--csv",
+            "-",
+        ]),
+        "measures",
+    );
+    let rows: BTreeMap<String, String> = out
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (f[0].to_string(), f[1].to_string())
+        })
+        .collect();
+    let in_2010: usize = counted_here()
+        .iter()
+        .filter(|((_, y), _)| *y == 2010)
+        .map(|(_, n)| n)
+        .sum();
+    assert_eq!(rows["imported_alerts"], in_2010.to_string());
+    assert_eq!(rows["alerts_published"], "0");
+    assert_eq!(rows["calls_911"], "5");
+    assert_eq!(rows["calls_911_without_alert"], "2");
+    let with_call: usize = rows["alerts_with_911_call"].parse().unwrap();
+    assert!((3..=20).contains(&with_call), "{with_call}");
+    assert_eq!(rows["field_unconfirmed"], in_2010.to_string());
+    // The table for people, and a refused period.
+    let table = ok(
+        &shotfix(&[
+            "measures",
+            "--config",
+            s(&cfg),
+            "--from",
+            "2010-01-01",
+            "--to",
+            "2010-12-31",
+        ]),
+        "measures table",
+    );
+    assert!(
+        table.contains("imported_alerts") && table.contains("America/New_York"),
+        "{table}"
+    );
+    let bad = shotfix(&[
+        "measures",
+        "--config",
+        s(&cfg),
+        "--from",
+        "2010-12-31",
+        "--to",
+        "2010-01-01",
+    ]);
+    assert!(!bad.status.success());
+}

@@ -39,6 +39,7 @@ mod access;
 mod backend;
 mod history;
 mod migrations;
+mod outcomes;
 mod retention;
 
 use std::borrow::Cow;
@@ -52,6 +53,7 @@ pub use access::{AuditEntry, AuditFilter, TokenRow, UserRow};
 pub use backend::{redact, DbError};
 pub use history::{entry_hash, sha256_hex, Change, HistoryEntry, Verification, GENESIS};
 pub use migrations::MIGRATIONS;
+pub use outcomes::{CallRow, MissRow, OutcomeRow};
 pub use retention::{Deleted, RetentionCutoffs};
 
 /// What can go wrong with storage. Messages are one line and name the

@@ -251,4 +251,44 @@ CREATE TABLE clip_requests (
 CREATE INDEX clip_requests_pending ON clip_requests (sensor, answered_ns);
 "#,
     },
+    Migration {
+        version: 5,
+        name: "outcomes, misses reported by police, 911 calls, server secrets",
+        sqlite: r#"
+CREATE TABLE outcomes (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    incident TEXT NOT NULL,
+    recorded_ns INTEGER NOT NULL,
+    actor TEXT NOT NULL,
+    found TEXT NOT NULL,
+    officer_minutes DOUBLE PRECISION,
+    note TEXT
+);
+CREATE INDEX outcomes_by_incident ON outcomes (incident, seq);
+CREATE TABLE misses (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    t_ns INTEGER NOT NULL,
+    lat DOUBLE PRECISION NOT NULL,
+    lon DOUBLE PRECISION NOT NULL,
+    recorded_ns INTEGER NOT NULL,
+    actor TEXT NOT NULL,
+    note TEXT
+);
+CREATE INDEX misses_by_time ON misses (t_ns);
+CREATE TABLE calls (
+    id TEXT PRIMARY KEY,
+    t_ns INTEGER NOT NULL,
+    lat DOUBLE PRECISION NOT NULL,
+    lon DOUBLE PRECISION NOT NULL,
+    kind TEXT NOT NULL,
+    source TEXT NOT NULL
+);
+CREATE INDEX calls_by_time ON calls (t_ns);
+CREATE TABLE secrets (
+    name TEXT PRIMARY KEY,
+    value BLOB NOT NULL,
+    created_ns INTEGER NOT NULL
+);
+"#,
+    },
 ];

@@ -16,6 +16,25 @@ pub fn pittsburgh() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/pittsburgh-dev")
 }
 
+/// Four sensors on the corners of a 1 km square around 40.44 N, 80.00 W.
+pub fn square(dir: &Path) -> server::config::ServerConfig {
+    let mut config = server::config::ServerConfig::new(dir.join("s.db"));
+    for (i, (dlat, dlon)) in [(-1.0, -1.0), (-1.0, 1.0), (1.0, 1.0), (1.0, -1.0)]
+        .iter()
+        .enumerate()
+    {
+        config.sensors.push(server::config::SensorConfig {
+            id: format!("S{}", i + 1),
+            key: hex::encode([i as u8 + 1; 16]),
+            // 500 m: 0.0045° of latitude, 0.0059° of longitude here.
+            lat: 40.44 + dlat * 0.0045,
+            lon: -80.0 + dlon * 0.0059,
+            alt_m: 20.0,
+        });
+    }
+    config
+}
+
 /// Pittsburgh, for anchoring the research layout's local frame.
 pub const ORIGIN: Geodetic = Geodetic {
     lat_deg: 40.4406,
