@@ -259,21 +259,34 @@ fn chicago_type(class: &str, rounds: i64) -> &'static str {
     }
 }
 
-/// The area name (of the layer named like a Chicago column: `ward`,
-/// `community_area`, `district`, `beat`, …) an incident is in.
-fn area_column(app: &App, column: &str, lat: f64, lon: f64) -> String {
+/// The Chicago columns an area layer can fill, by the layer's name
+/// (compared without case or punctuation: a layer `community_area` fills
+/// `COMMUNITY_AREA`).
+const AREA_COLUMNS: [&str; 7] = [
+    "ZIP_CODE",
+    "WARD",
+    "COMMUNITY_AREA",
+    "AREA",
+    "DISTRICT",
+    "BEAT",
+    "STREET_OUTREACH_ORGANIZATION",
+];
+
+/// For each of [`AREA_COLUMNS`], the areas of the layer named like it.
+fn area_columns(app: &App) -> Vec<Vec<&crate::areas::Area>> {
     let norm = |s: &str| {
         s.chars()
             .filter(|c| c.is_alphanumeric())
             .flat_map(char::to_lowercase)
             .collect::<String>()
     };
-    let want = norm(column);
-    app.areas
+    AREA_COLUMNS
         .iter()
-        .find(|a| norm(&a.layer) == want && a.contains(lat, lon))
-        .map(|a| a.name.clone())
-        .unwrap_or_default()
+        .map(|c| {
+            let want = norm(c);
+            app.areas.iter().filter(|a| norm(&a.layer) == want).collect()
+        })
+        .collect()
 }
 
 /// `GET /v1/community/incidents.csv`: one row per public incident in the
@@ -305,23 +318,30 @@ async fn community_csv(
     .await?;
     let tz = app.config.map.tz();
     let d = app.config.public.coarsen_m;
+    let columns = area_columns(&app);
     let mut out = csv::Writer::from_writer(Vec::new());
     let fail = |e: csv::Error| ApiError::Internal(format!("community csv: {e}"));
     out.write_record(CHICAGO_COLUMNS).map_err(fail)?;
     for r in &rows {
         let local = tz.timestamp_nanos(r.first_ns);
         let (lat, lon) = mask(&app.geomask_key, &r.id, r.lat, r.lon, d);
-        let area = |c: &str| area_column(&app, c, r.lat, r.lon);
+        let area = |i: usize| {
+            columns[i]
+                .iter()
+                .find(|a| a.contains(r.lat, r.lon))
+                .map(|a| a.name.clone())
+                .unwrap_or_default()
+        };
         out.write_record([
             local.format("%m/%d/%Y %I:%M:00 %p").to_string(),
             String::new(),
-            area("ZIP_CODE"),
-            area("WARD"),
-            area("COMMUNITY_AREA"),
-            area("AREA"),
-            area("DISTRICT"),
-            area("BEAT"),
-            area("STREET_OUTREACH_ORGANIZATION"),
+            area(0),
+            area(1),
+            area(2),
+            area(3),
+            area(4),
+            area(5),
+            area(6),
             r.id.clone(),
             local.month().to_string(),
             // The portal's numbering: 1 is Sunday.
