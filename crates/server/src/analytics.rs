@@ -152,7 +152,11 @@ pub(crate) fn local_midnight(name: &str, date: &str, tz: chrono_tz::Tz) -> Resul
 pub(crate) fn day_after(name: &str, date: &str, tz: chrono_tz::Tz) -> Result<i64, ApiError> {
     let day = chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d")
         .map_err(|_| ApiError::BadRequest(format!("{name} {date:?}: a date, YYYY-MM-DD")))?;
-    let next = (day + chrono::Days::new(1)).format("%Y-%m-%d").to_string();
+    let next = day
+        .checked_add_days(chrono::Days::new(1))
+        .ok_or_else(|| ApiError::BadRequest(format!("{name} {date:?}: out of range")))?
+        .format("%Y-%m-%d")
+        .to_string();
     local_midnight(name, &next, tz)
 }
 

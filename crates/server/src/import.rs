@@ -73,6 +73,34 @@ fn norm(name: &str) -> String {
         .collect()
 }
 
+/// An explicit mapping (`role=column` pairs, each role one of `roles`): the
+/// header index of each role's column (`names` are normalised with [`norm`]).
+fn mapped<'r>(
+    names: &[String],
+    mapping: &str,
+    roles: &[&'r str],
+) -> Result<HashMap<&'r str, usize>, String> {
+    let mut out = HashMap::new();
+    for pair in mapping.split(',') {
+        let (role, column) = pair
+            .split_once('=')
+            .ok_or_else(|| format!("--columns {pair:?}: ROLE=COLUMN"))?;
+        let role = roles.iter().find(|r| **r == role.trim()).ok_or_else(|| {
+            format!(
+                "--columns: unknown role {:?} ({})",
+                role.trim(),
+                roles.join(", ")
+            )
+        })?;
+        let i = names
+            .iter()
+            .position(|n| n == &norm(column))
+            .ok_or_else(|| format!("--columns: no column {column:?} in the header"))?;
+        out.insert(*role, i);
+    }
+    Ok(out)
+}
+
 /// Recognises the layout from the header, or takes `mapping` (`role=column`
 /// pairs, roles `type`, `time`, `lat`, `lon`, `rounds`, `id`).
 pub fn columns(header: &[&str], mapping: Option<&str>) -> Result<Columns, String> {
@@ -83,23 +111,11 @@ pub fn columns(header: &[&str], mapping: Option<&str>) -> Result<Columns, String
             .find_map(|c| names.iter().position(|n| n == &norm(c)))
     };
     if let Some(mapping) = mapping {
-        let mut roles: HashMap<&str, usize> = HashMap::new();
-        for pair in mapping.split(',') {
-            let (role, column) = pair
-                .split_once('=')
-                .ok_or_else(|| format!("--columns {pair:?}: ROLE=COLUMN"))?;
-            let role = role.trim();
-            if !["type", "time", "lat", "lon", "rounds", "id"].contains(&role) {
-                return Err(format!(
-                    "--columns: unknown role {role:?} (type, time, lat, lon, rounds, id)"
-                ));
-            }
-            let i = names
-                .iter()
-                .position(|n| n == &norm(column))
-                .ok_or_else(|| format!("--columns: no column {column:?} in the header"))?;
-            roles.insert(role, i);
-        }
+        let roles = mapped(
+            &names,
+            mapping,
+            &["type", "time", "lat", "lon", "rounds", "id"],
+        )?;
         let need = |r: &str| {
             roles
                 .get(r)
@@ -387,23 +403,7 @@ pub fn call_columns(header: &[&str], mapping: Option<&str>) -> Result<CallColumn
             .find_map(|c| names.iter().position(|n| n == &norm(c)))
     };
     if let Some(mapping) = mapping {
-        let mut roles: HashMap<&str, usize> = HashMap::new();
-        for pair in mapping.split(',') {
-            let (role, column) = pair
-                .split_once('=')
-                .ok_or_else(|| format!("--columns {pair:?}: ROLE=COLUMN"))?;
-            let role = role.trim();
-            if !["type", "time", "lat", "lon", "id"].contains(&role) {
-                return Err(format!(
-                    "--columns: unknown role {role:?} (time, lat, lon, type, id)"
-                ));
-            }
-            let i = names
-                .iter()
-                .position(|n| n == &norm(column))
-                .ok_or_else(|| format!("--columns: no column {column:?} in the header"))?;
-            roles.insert(role, i);
-        }
+        let roles = mapped(&names, mapping, &["time", "lat", "lon", "type", "id"])?;
         let need = |r: &str| {
             roles
                 .get(r)
@@ -505,8 +505,10 @@ pub fn read_calls(
 /// without one, from the file, line, time and place (importing the same file
 /// again adds nothing).
 pub fn call_row(c: &ImportedCall, file: &str) -> store::CallRow {
+    // The file's id with the call's time: a call centre's id is unique, but
+    // a column taken for one may be a per-file row number.
     let key = match &c.id {
-        Some(id) => format!("id|{id}"),
+        Some(id) => format!("id|{id}|{}", c.t.0),
         None => format!("{file}|{}|{}|{}|{}", c.line, c.t.0, c.lat, c.lon),
     };
     store::CallRow {

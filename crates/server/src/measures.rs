@@ -184,10 +184,20 @@ pub fn compute(
         .into_iter()
         .filter(|r| r.first_ns >= since_ns && r.first_ns < until_ns)
         .collect();
+    let before = (m.call_before_s * 1e9) as i64;
+    let after = (m.call_after_s * 1e9) as i64;
     let first_alert: HashMap<String, i64> = db
-        .first_alerts(since_ns, until_ns.saturating_add(LATE_ALERT_NS))?
+        .first_alerts(
+            since_ns.saturating_sub(after),
+            until_ns.saturating_add(LATE_ALERT_NS),
+        )?
         .into_iter()
         .collect();
+    let is_alert = |r: &store::IncidentRow| {
+        first_alert.contains_key(&r.id)
+            || (r.id.starts_with(crate::import::ID_PREFIX)
+                && matches!(r.class.as_str(), "gunfire" | "probable_gunfire"))
+    };
     let latest: HashMap<String, store::OutcomeRow> = db
         .latest_outcomes()?
         .into_iter()
@@ -204,6 +214,9 @@ pub fn compute(
     let mut alerts: Vec<(Place, &str)> = Vec::new();
     let mut imported = 0;
     for r in &incidents {
+        if !is_alert(r) {
+            continue;
+        }
         if let Some(&published) = first_alert.get(&r.id) {
             latencies.push((published - r.first_ns) as f64 / 1e9);
             let doc: Option<IncidentDoc> = serde_json::from_str(&r.doc).ok();
@@ -219,9 +232,7 @@ pub fn compute(
                 Some(_) => review.confirmed += 1,
             }
             alerts.push(((r.first_ns, r.lat, r.lon), &r.id));
-        } else if r.id.starts_with(crate::import::ID_PREFIX)
-            && matches!(r.class.as_str(), "gunfire" | "probable_gunfire")
-        {
+        } else {
             imported += 1;
             alerts.push(((r.first_ns, r.lat, r.lon), &r.id));
         }
@@ -274,28 +285,41 @@ pub fn compute(
         share_unconfirmed: share(unconfirmed, n),
     };
 
-    let before = (m.call_before_s * 1e9) as i64;
-    let after = (m.call_after_s * 1e9) as i64;
-    let call_rows = db.calls(
-        since_ns.saturating_sub(after),
-        until_ns.saturating_add(before),
+    // The period's alerts against every call that can match one (from
+    // `before` before the period to `after` after it), and the period's calls
+    // against every alert that can match one (from `after` before to
+    // `before` after).
+    let calls_near = db.calls(
+        since_ns.saturating_sub(before),
+        until_ns.saturating_add(after),
     )?;
-    let call_places: Vec<Place> = call_rows.iter().map(|c| (c.t_ns, c.lat, c.lon)).collect();
+    let place = |c: &store::CallRow| (c.t_ns, c.lat, c.lon);
     let alert_places: Vec<Place> = alerts.iter().map(|(p, _)| *p).collect();
-    let (alert_has, call_has) = match_calls(&alert_places, &call_places, m);
-    let in_period: Vec<bool> = call_rows
+    let near: Vec<Place> = calls_near.iter().map(place).collect();
+    let (alert_has, _) = match_calls(&alert_places, &near, m);
+    let period_calls: Vec<Place> = calls_near
         .iter()
-        .map(|c| c.t_ns >= since_ns && c.t_ns < until_ns)
+        .filter(|c| c.t_ns >= since_ns && c.t_ns < until_ns)
+        .map(place)
         .collect();
+    let wide = store::IncidentFilter {
+        since_ns: Some(since_ns.saturating_sub(after)),
+        until_ns: Some(until_ns.saturating_add(before)),
+        limit: 0,
+        ..store::IncidentFilter::default()
+    };
+    let alerts_near: Vec<Place> = db
+        .incidents(&wide)?
+        .iter()
+        .filter(|r| is_alert(r))
+        .map(|r| (r.first_ns, r.lat, r.lon))
+        .collect();
+    let (_, call_has) = match_calls(&alerts_near, &period_calls, m);
     let calls = Calls {
-        calls: in_period.iter().filter(|&&p| p).count(),
+        calls: period_calls.len(),
         alerts_with_call: alert_has.iter().filter(|&&h| h).count(),
         alerts_without_call: alert_has.iter().filter(|&&h| !h).count(),
-        calls_without_alert: call_has
-            .iter()
-            .zip(&in_period)
-            .filter(|(&h, &p)| p && !h)
-            .count(),
+        calls_without_alert: call_has.iter().filter(|&&h| !h).count(),
         match_m: m.call_match_m,
         before_s: m.call_before_s,
         after_s: m.call_after_s,
@@ -451,12 +475,19 @@ fn period(app: &App, q: &MeasuresQuery) -> Result<(i64, i64), ApiError> {
         (None, Some(u)) => u,
         (None, None) => now,
     };
-    if since >= until {
-        return Err(ApiError::BadRequest(
-            "the period ends before it starts".into(),
-        ));
-    }
+    check_period(since, until).map_err(ApiError::BadRequest)?;
     Ok((since, until))
+}
+
+/// The longest period measured: a century (and no arithmetic overflows).
+const MAX_PERIOD_NS: i64 = 100 * 366 * 86_400 * 1_000_000_000;
+
+fn check_period(since: i64, until: i64) -> Result<(), String> {
+    match until.checked_sub(since) {
+        Some(d) if d > 0 && d <= MAX_PERIOD_NS => Ok(()),
+        Some(d) if d <= 0 => Err("the period ends before it starts".into()),
+        _ => Err("the period is longer than a century".into()),
+    }
 }
 
 /// The period from `from` to `to` (YYYY-MM-DD, both included) in `tz`, as
@@ -464,9 +495,7 @@ fn period(app: &App, q: &MeasuresQuery) -> Result<(i64, i64), ApiError> {
 pub fn dates(from: &str, to: &str, tz: chrono_tz::Tz) -> Result<(i64, i64), String> {
     let since = crate::analytics::local_midnight("from", from, tz).map_err(|e| e.to_string())?;
     let until = crate::analytics::day_after("to", to, tz).map_err(|e| e.to_string())?;
-    if since >= until {
-        return Err(format!("--from {from} is after --to {to}"));
-    }
+    check_period(since, until).map_err(|e| format!("--from {from} --to {to}: {e}"))?;
     Ok((since, until))
 }
 
@@ -477,10 +506,25 @@ async fn measured(
     caller: &Caller,
     q: &MeasuresQuery,
 ) -> Result<Measures, ApiError> {
+    let (since, mut until) = period(app, q)?;
     if caller.require(Perm::Incidents).is_err() {
+        // Community access: whole days only, and nothing after the public
+        // delay (as for the public view), so no window narrows down when an
+        // incident happened.
         caller.require(Perm::Community)?;
+        if q.since.is_some() || q.until.is_some() {
+            return Err(ApiError::BadRequest(
+                "since, until: community access takes from and to dates".into(),
+            ));
+        }
+        until = until.min(crate::public::public_cutoff(app));
+        if until <= since {
+            return Err(ApiError::BadRequest(format!(
+                "the period is within the public delay ({} h)",
+                app.config.public.delay_hours
+            )));
+        }
     }
-    let (since, until) = period(app, q)?;
     let config = app.config.measures.clone();
     let m = app
         .read(move |db| compute(db, &config, since, until))

@@ -58,20 +58,28 @@ struct PublicQuery {
     res: Option<u8>,
 }
 
+/// The latest the public may see: the UTC midnight at or before now minus
+/// the delay.
+pub fn public_cutoff(app: &App) -> i64 {
+    let delay = (app.config.public.delay_hours * 3.6e12) as i64;
+    (crate::now_ns() - delay).div_euclid(DAY_NS) * DAY_NS
+}
+
 /// The public window: from `since` to `until` (or now), no later than the
 /// delay allows, both rounded down to UTC midnight.
 fn window(app: &App, q: &PublicQuery) -> Result<(Option<i64>, i64), ApiError> {
-    let delay = (app.config.public.delay_hours * 3.6e12) as i64;
-    let latest = crate::now_ns() - delay;
     let day = |t: i64| t.div_euclid(DAY_NS) * DAY_NS;
-    let until = day(time_param("until", &q.until)?.map_or(latest, |u| u.min(latest)));
+    let cutoff = public_cutoff(app);
+    let until = time_param("until", &q.until)?.map_or(cutoff, |u| day(u).min(cutoff));
     let since = time_param("since", &q.since)?.map(day);
     Ok((since, until))
 }
 
 /// The gunfire incidents the public may count: of class gunfire or probable
 /// gunfire as published now (a dismissal takes one out), with a place, and
-/// wholly (first to last shot) before `until`.
+/// wholly (first to last shot) before `until`. Each comes back at its
+/// [`mask`]ed place: everything public is counted or listed there, never at
+/// the exact place, so no two views together narrow one down.
 async fn public_incidents(
     app: &App,
     since: Option<i64>,
@@ -84,12 +92,17 @@ async fn public_incidents(
         ..IncidentFilter::default()
     };
     let rows = app.read(move |db| db.incidents(&filter)).await?;
+    let d = app.config.public.coarsen_m;
     Ok(rows
         .into_iter()
         .filter(|r| {
             r.last_ns < until
                 && r.rounds > 0
                 && matches!(r.class.as_str(), "gunfire" | "probable_gunfire")
+        })
+        .filter_map(|r| {
+            let (lat, lon) = mask(&app.geomask_key, r.lat, r.lon, d)?;
+            Some(IncidentRow { lat, lon, ..r })
         })
         .collect())
 }
@@ -198,16 +211,40 @@ async fn cells(
     })))
 }
 
-/// Where a partner's row puts an incident: moved from the exact place by
-/// between `d` and `2d` metres (uniform over that ring's area), in a
-/// direction and by a distance from HMAC-SHA256(`key`, incident id). The
-/// same incident is always moved the same way (asking again, or in another
-/// window, averages nothing out), and without the server's key the move
-/// cannot be undone. Rounded to 1e-5° (about 1 m); the ring starts 2 m
-/// further out so the rounding cannot bring a row inside `d`.
-pub fn mask(key: &[u8], id: &str, lat: f64, lon: f64, d: f64) -> (f64, f64) {
+/// The H3 resolution places are snapped to before they are moved: the
+/// coarsest whose cells' edges are at most half the coarsening distance.
+fn snap_resolution(d: f64) -> h3o::Resolution {
+    h3o::Resolution::range(h3o::Resolution::Zero, h3o::Resolution::Fifteen)
+        .find(|r| r.edge_length_m() <= d / 2.0)
+        .unwrap_or(h3o::Resolution::Fifteen)
+}
+
+/// Where the public and partners see an incident (`None`: a place that is
+/// not one, never shown). The place is snapped to its H3 cell (edges at most
+/// `d`/2), and the cell's centre is moved by a distance and in a direction
+/// from HMAC-SHA256(`key`, cell): from `d` plus the cell's radius to that
+/// plus `d`, uniform over the ring's area. So:
+/// - the point is at least `d` from the exact place (the place is within
+///   the cell's radius of its centre), at most about `2d` plus the cell's
+///   diameter;
+/// - every incident in a cell is shown at the same point, so many incidents
+///   at one place average nothing out, and knowing one incident's exact
+///   place reveals no other's;
+/// - without the server's key the move cannot be undone.
+///
+/// Rounded to 1e-5° (about 1 m); the ring starts 2 m further out so the
+/// rounding cannot bring a point inside `d`.
+pub fn mask(key: &[u8], lat: f64, lon: f64, d: f64) -> Option<(f64, f64)> {
+    let cell = h3o::LatLng::new(lat, lon).ok()?.to_cell(snap_resolution(d));
+    let centre = h3o::LatLng::from(cell);
+    let c = (centre.lat(), centre.lng());
+    let radius = cell
+        .boundary()
+        .iter()
+        .map(|v| distance_m(c, (v.lat(), v.lng())))
+        .fold(0.0, f64::max);
     let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).unwrap_or_else(|_| unreachable!());
-    mac.update(id.as_bytes());
+    mac.update(&u64::from(cell).to_le_bytes());
     let h = mac.finalize().into_bytes();
     let unit = |b: &[u8]| {
         let mut x = [0u8; 8];
@@ -215,17 +252,19 @@ pub fn mask(key: &[u8], id: &str, lat: f64, lon: f64, d: f64) -> (f64, f64) {
         (u64::from_le_bytes(x) >> 11) as f64 / (1u64 << 53) as f64
     };
     let (u, v) = (unit(&h[0..8]), unit(&h[8..16]));
-    let (inner, outer) = (d + 2.0, 2.0 * d + 2.0);
+    let inner = d + radius + 2.0;
+    let outer = inner + d;
     let r = (inner * inner + u * (outer * outer - inner * inner)).sqrt();
     let bearing = v * std::f64::consts::TAU;
-    // On the sphere: the point at distance r along the bearing.
+    // On the sphere: the point at distance r from the centre along the bearing.
     const R: f64 = 6_371_008.8;
-    let (phi, lambda, delta) = (lat.to_radians(), lon.to_radians(), r / R);
+    let (phi, lambda, delta) = (c.0.to_radians(), c.1.to_radians(), r / R);
     let phi2 = (phi.sin() * delta.cos() + phi.cos() * delta.sin() * bearing.cos()).asin();
     let lambda2 = lambda
         + (bearing.sin() * delta.sin() * phi.cos()).atan2(delta.cos() - phi.sin() * phi2.sin());
     let round = |x: f64| (x * 1e5).round() / 1e5;
-    (round(phi2.to_degrees()), round(lambda2.to_degrees()))
+    let lon2 = (lambda2.to_degrees() + 540.0).rem_euclid(360.0) - 180.0;
+    Some((round(phi2.to_degrees()), round(lon2)))
 }
 
 /// The Chicago data portal's "ShotSpotter Alerts" columns, in its order.
@@ -284,9 +323,37 @@ fn area_columns(app: &App) -> Vec<Vec<&crate::areas::Area>> {
         .iter()
         .map(|c| {
             let want = norm(c);
-            app.areas.iter().filter(|a| norm(&a.layer) == want).collect()
+            app.areas
+                .iter()
+                .filter(|a| norm(&a.layer) == want)
+                .collect()
         })
         .collect()
+}
+
+/// What both community routes start with: the permission, the window, the
+/// public incidents in it, and the audit record of the read.
+async fn community(
+    app: &App,
+    caller: &Caller,
+    q: &PublicQuery,
+    path: &str,
+) -> Result<(Option<i64>, i64, Vec<IncidentRow>), ApiError> {
+    caller.require(Perm::Community)?;
+    if q.res.is_some() {
+        return Err(ApiError::BadRequest(
+            "res: only for /v1/public/cells".into(),
+        ));
+    }
+    let (since, until) = window(app, q)?;
+    let rows = public_incidents(app, since, until).await?;
+    let detail = format!(
+        "{} incidents, moved ≥ {} m",
+        rows.len(),
+        app.config.public.coarsen_m
+    );
+    audit(app, caller, "read.community", path, Some(detail)).await?;
+    Ok((since, until, rows))
 }
 
 /// `GET /v1/community/incidents.csv`: one row per public incident in the
@@ -296,35 +363,15 @@ async fn community_csv(
     caller: Caller,
     Query(q): Query<PublicQuery>,
 ) -> Result<Response, ApiError> {
-    caller.require(Perm::Community)?;
-    if q.res.is_some() {
-        return Err(ApiError::BadRequest(
-            "res: only for /v1/public/cells".into(),
-        ));
-    }
-    let (since, until) = window(&app, &q)?;
-    let rows = public_incidents(&app, since, until).await?;
-    audit(
-        &app,
-        &caller,
-        "read.community",
-        "/v1/community/incidents.csv",
-        Some(format!(
-            "{} incidents, moved ≥ {} m",
-            rows.len(),
-            app.config.public.coarsen_m
-        )),
-    )
-    .await?;
+    let (_, _, rows) = community(&app, &caller, &q, "/v1/community/incidents.csv").await?;
     let tz = app.config.map.tz();
-    let d = app.config.public.coarsen_m;
     let columns = area_columns(&app);
     let mut out = csv::Writer::from_writer(Vec::new());
     let fail = |e: csv::Error| ApiError::Internal(format!("community csv: {e}"));
     out.write_record(CHICAGO_COLUMNS).map_err(fail)?;
     for r in &rows {
         let local = tz.timestamp_nanos(r.first_ns);
-        let (lat, lon) = mask(&app.geomask_key, &r.id, r.lat, r.lon, d);
+        let (lat, lon) = (r.lat, r.lon);
         let area = |i: usize| {
             columns[i]
                 .iter()
@@ -378,22 +425,7 @@ async fn community_areas(
     caller: Caller,
     Query(q): Query<PublicQuery>,
 ) -> Result<Response, ApiError> {
-    caller.require(Perm::Community)?;
-    if q.res.is_some() {
-        return Err(ApiError::BadRequest(
-            "res: only for /v1/public/cells".into(),
-        ));
-    }
-    let (since, until) = window(&app, &q)?;
-    let rows = public_incidents(&app, since, until).await?;
-    audit(
-        &app,
-        &caller,
-        "read.community",
-        "/v1/community/areas",
-        Some(format!("{} incidents", rows.len())),
-    )
-    .await?;
+    let (since, until, rows) = community(&app, &caller, &q, "/v1/community/areas").await?;
     let counted: Vec<(i64, f64, f64)> = rows.iter().map(|r| (r.first_ns, r.lat, r.lon)).collect();
     let tz = app.config.map.tz();
     let counts = crate::areas::count(&app.areas, &counted, app.school.as_ref(), tz);
@@ -428,21 +460,34 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_masked_place_is_between_the_distance_and_twice_it_and_stable() {
+    fn a_masked_place_is_at_least_the_distance_away_and_the_same_for_a_cell() {
         let key = b"a key of the server's own, 32 b.";
-        for i in 0..2_000 {
-            let id = format!("inc-{i}");
-            let (lat, lon) = (38.9 + (i % 7) as f64 * 0.01, -77.0 - (i % 11) as f64 * 0.01);
-            let m = mask(key, &id, lat, lon, 100.0);
-            let d = distance_m((lat, lon), m);
-            assert!((100.0..=203.0).contains(&d), "{id}: moved {d} m");
-            assert_eq!(m, mask(key, &id, lat, lon, 100.0));
+        let mut seen = std::collections::HashMap::new();
+        // Places 10 m apart over a 2 km square, at two latitudes.
+        for base in [(38.9, -77.0), (41.88, -87.63)] {
+            for i in 0..200 {
+                for j in 0..200 {
+                    let (lat, lon) = (base.0 + i as f64 * 9e-5, base.1 + j as f64 * 1.2e-4);
+                    let m = mask(key, lat, lon, 100.0).unwrap();
+                    let d = distance_m((lat, lon), m);
+                    assert!((100.0..=300.0).contains(&d), "{lat}, {lon}: moved {d} m");
+                    let cell = h3o::LatLng::new(lat, lon)
+                        .unwrap()
+                        .to_cell(snap_resolution(100.0));
+                    // Every place of a cell goes to the cell's one point.
+                    assert_eq!(*seen.entry(cell).or_insert(m), m, "{lat}, {lon}");
+                }
+            }
         }
-        // Another key moves it elsewhere.
+        assert!(seen.len() > 1_000, "{} cells", seen.len());
+        // Another key moves it elsewhere; a place that is not one is not shown.
         assert_ne!(
-            mask(b"one key", "inc-1", 38.9, -77.0, 100.0),
-            mask(b"another key", "inc-1", 38.9, -77.0, 100.0)
+            mask(b"one key", 38.9, -77.0, 100.0),
+            mask(b"another key", 38.9, -77.0, 100.0)
         );
+        assert_eq!(mask(key, f64::NAN, -77.0, 100.0), None);
+        // Cells with edges at most half the distance.
+        assert!(snap_resolution(100.0).edge_length_m() <= 50.0);
     }
 
     #[test]

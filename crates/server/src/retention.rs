@@ -43,13 +43,18 @@ pub async fn run(app: Arc<App>) {
                 if !d.log_truncated {
                     eprintln!("shotfix serve: retention: readers kept the write-ahead log busy; deleted content stays in it until the next run");
                 }
-                if !d.incidents.is_empty() || d.pulses + d.clips + d.audit > 0 {
+                if !d.incidents.is_empty()
+                    || d.pulses + d.clips + d.audit + d.outcomes + d.misses + d.calls > 0
+                {
                     eprintln!(
-                        "shotfix serve: retention deleted {} incidents, {} pulses, {} clips, {} audit records",
+                        "shotfix serve: retention deleted {} incidents, {} pulses, {} clips, {} audit records, {} outcomes, {} misses, {} 911 calls",
                         d.incidents.len(),
                         d.pulses,
                         d.clips,
-                        d.audit
+                        d.audit,
+                        d.outcomes,
+                        d.misses,
+                        d.calls
                     );
                 }
             }

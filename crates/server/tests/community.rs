@@ -481,6 +481,7 @@ async fn the_public_view_and_partner_data_leak_nothing() {
     let header: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
     assert_eq!(header, server::public::CHICAGO_COLUMNS);
     let mut seen = Vec::new();
+    let mut shown = std::collections::HashMap::new();
     for record in reader.records() {
         let r = record.unwrap();
         let id = r.get(9).unwrap().to_string();
@@ -496,7 +497,8 @@ async fn the_public_view_and_partner_data_leak_nothing() {
         );
         let moved = metres((lat, lon), public);
         assert!(moved >= coarsen_m, "{id}: moved only {moved} m");
-        assert!(moved <= 2.0 * coarsen_m + 4.0, "{id}: moved {moved} m");
+        assert!(moved <= 3.0 * coarsen_m, "{id}: moved {moved} m");
+        shown.insert(id.clone(), public);
         seen.push(id);
     }
     seen.sort();
@@ -534,10 +536,12 @@ async fn the_public_view_and_partner_data_leak_nothing() {
             .sum();
         assert_eq!(total as usize, eligible.len());
     }
-    // Each cell is the H3 cell (resolution 8) its incidents are in.
+    // Each cell is the H3 cell (resolution 8) its incidents' moved places are
+    // in: what is public is counted where partners see it, never where it
+    // happened, so no two views together narrow a place down.
     let mut by_cell = std::collections::BTreeMap::new();
     for id in &eligible {
-        let (_, (lat, lon), _) = exact[*id];
+        let (lat, lon) = shown[*id];
         let cell = h3o::LatLng::new(lat, lon)
             .unwrap()
             .to_cell(h3o::Resolution::Eight);
@@ -619,6 +623,25 @@ async fn the_public_view_and_partner_data_leak_nothing() {
         let (status, _) = call(Method::GET, &format!("{base}{path}"), None, None).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{path}");
     }
+    // Partners' measures: dates only, and nothing after the delay.
+    let (status, _) = call(
+        Method::GET,
+        &format!("{base}/v1/measures?since=2026-01-01T00:00:00Z"),
+        Some(&partner),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let m = get_json(&format!("{base}/v1/measures"), &partner).await;
+    let until = model::UtcNanos::parse_rfc3339(m["until_utc"].as_str().unwrap())
+        .unwrap()
+        .0;
+    assert_eq!(until, cutoff, "{m}");
+    let alerted = exact
+        .values()
+        .filter(|(t, _, _)| *t < cutoff && *t >= cutoff - 31 * day)
+        .count() as u64;
+    assert!(m["alerts_published"].as_u64().unwrap() <= alerted, "{m}");
     let (status, _) = call(
         Method::GET,
         &format!("{base}/v1/community/incidents.csv"),
@@ -919,5 +942,81 @@ async fn the_measures_count_what_was_recorded() {
     )
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
+    running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_just_outside_the_period_still_match() {
+    let dir = tempfile::tempdir().unwrap();
+    let running = server::start(square(dir.path())).await.unwrap();
+    let admin = common::authorize(&running).await;
+    let base = format!("http://{}", running.addr);
+    let since = model::UtcNanos::parse_rfc3339("2026-03-01T00:00:00Z")
+        .unwrap()
+        .0;
+    let until = model::UtcNanos::parse_rfc3339("2026-03-02T00:00:00Z")
+        .unwrap()
+        .0;
+    let (a, b) = ((40.44, -80.0), (40.45, -80.0));
+    save(
+        &running,
+        vec![
+            // An alert a minute before the end, called in four minutes
+            // later (after the period ends).
+            incident("end", until - 60 * S, a, "gunfire", 1, Some(5), None),
+            // An alert 30 s before the start, called in 60 s into the period.
+            incident("start", since - 30 * S, b, "gunfire", 1, Some(5), None),
+        ],
+    )
+    .await;
+    let call_at = |id: &str, t_ns: i64, (lat, lon): (f64, f64)| store::CallRow {
+        id: id.into(),
+        t_ns,
+        lat,
+        lon,
+        kind: "SHOTS".into(),
+        source: "t".into(),
+    };
+    let calls = vec![
+        call_at("late", until + 240 * S, a),
+        call_at("early", since + 60 * S, b),
+    ];
+    running
+        .app
+        .writer
+        .run(move |db| db.save_calls(&calls))
+        .await
+        .unwrap();
+    let m = get_json(
+        &format!("{base}/v1/measures?since=2026-03-01T00:00:00Z&until=2026-03-02T00:00:00Z"),
+        &admin,
+    )
+    .await;
+    let c = &m["calls"];
+    assert_eq!(
+        (
+            m["alerts_published"].as_u64(),
+            c["calls"].as_u64(),
+            c["alerts_with_call"].as_u64(),
+            c["calls_without_alert"].as_u64()
+        ),
+        (Some(1), Some(1), Some(1), Some(0)),
+        "{m}"
+    );
+    // Periods that overflow, end before they start, or end out of range.
+    for q in [
+        "since=1677-09-22T00:00:00Z&until=2262-04-01T00:00:00Z",
+        "from=2026-03-02&to=2026-03-01",
+        "from=2026-03-01&to=+262143-12-31",
+    ] {
+        let (status, text) = call(
+            Method::GET,
+            &format!("{base}/v1/measures?{q}"),
+            Some(&admin),
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{q}: {text}");
+    }
     running.stop().await;
 }

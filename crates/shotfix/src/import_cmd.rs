@@ -56,6 +56,15 @@ fn report_bad(
     Ok(())
 }
 
+/// What the summary line adds for skipped rows.
+fn skipped(bad: usize) -> String {
+    if bad == 0 {
+        String::new()
+    } else {
+        format!(", {bad} bad rows skipped")
+    }
+}
+
 fn file_name(file: &Path) -> String {
     file.file_name().map_or_else(
         || file.display().to_string(),
@@ -67,6 +76,7 @@ pub fn calls(
     file: &Path,
     config: &Path,
     columns: Option<&str>,
+    types: Option<&str>,
     timezone: Option<&str>,
     skip_bad: bool,
 ) -> Result<()> {
@@ -74,23 +84,37 @@ pub fn calls(
     let (good, bad) = server::import::read_calls(&text, columns, tz)
         .map_err(|e| anyhow!("{}: {e}", file.display()))?;
     report_bad(file, &bad, good.len(), skip_bad)?;
+    let wanted: Vec<String> = types
+        .map(|t| {
+            t.split(',')
+                .map(|w| w.trim().to_lowercase())
+                .filter(|w| !w.is_empty())
+                .collect()
+        })
+        .unwrap_or_default();
     let name = file_name(file);
     let rows: Vec<store::CallRow> = good
         .iter()
+        .filter(|c| {
+            let kind = c.kind.to_lowercase();
+            wanted.is_empty() || wanted.iter().any(|w| kind.contains(w.as_str()))
+        })
         .map(|c| server::import::call_row(c, &name))
         .collect();
+    let other_types = good.len() - rows.len();
     let mut db = config.database.open().map_err(|e| anyhow!(e))?;
     let new = db.save_calls(&rows)?;
     println!(
-        "{}: {} rows: {} calls ({} new{}), times in {}",
+        "{}: {} rows: {} calls ({} new{}{}), times in {}",
         file.display(),
         good.len() + bad.len(),
-        good.len(),
+        rows.len(),
         new,
-        if bad.is_empty() {
-            String::new()
+        skipped(bad.len()),
+        if other_types > 0 {
+            format!(", {other_types} of other types left out")
         } else {
-            format!(", {} bad rows skipped", bad.len())
+            String::new()
         },
         tz.name()
     );
@@ -187,11 +211,7 @@ pub fn alerts(
         good.len() + bad.len(),
         good.len(),
         new,
-        if bad.is_empty() {
-            String::new()
-        } else {
-            format!(", {} bad rows skipped", bad.len())
-        },
+        skipped(bad.len()),
         tz.name()
     );
     for ((class, kind), n) in counts {

@@ -85,6 +85,10 @@ enum ImportCommand {
         /// Which column is which: time=COL,lat=COL,lon=COL[,type=COL][,id=COL].
         #[arg(long)]
         columns: Option<String>,
+        /// Keep only calls whose type contains one of these (comma-separated,
+        /// any case), e.g. "SHOTS,GUN": for a file of every call for service.
+        #[arg(long)]
+        types: Option<String>,
         /// The zone of times written without one (default: the server's map.timezone).
         #[arg(long)]
         timezone: Option<String>,
@@ -531,12 +535,14 @@ fn main() -> ExitCode {
             file,
             config,
             columns,
+            types,
             timezone,
             skip_bad,
         }) => import_cmd::calls(
             &file,
             &config,
             columns.as_deref(),
+            types.as_deref(),
             timezone.as_deref(),
             skip_bad,
         ),

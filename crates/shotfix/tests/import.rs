@@ -221,6 +221,7 @@ fn calls_are_imported_matched_to_alerts_and_measured() {
     }
     calls += "C7,SHOTS FIRED,6/1/10 12:00,45.0,-70.0\nC8,SHOTS FIRED,6/2/10 12:00,45.0,-70.0\n";
     calls += "C9,SHOTS FIRED,yesterday,38.9,-77.0\n";
+    calls += "C10,NOISE COMPLAINT,6/3/10 12:00,38.9,-77.0\n";
     let file = dir.path().join("calls.csv");
     std::fs::write(&file, calls).unwrap();
     let refused = shotfix(&["import", "calls", s(&file), "--config", s(&cfg)]);
@@ -238,11 +239,13 @@ fn calls_are_imported_matched_to_alerts_and_measured() {
             "--config",
             s(&cfg),
             "--skip-bad",
+            "--types",
+            "shots,gun",
         ]),
         "import calls",
     );
     assert!(
-        out.contains("6 rows: 5 calls (5 new, 1 bad rows skipped)"),
+        out.contains("7 rows: 5 calls (5 new, 1 bad rows skipped, 1 of other types left out)"),
         "{out}"
     );
 

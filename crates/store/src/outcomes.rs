@@ -50,30 +50,21 @@ pub struct CallRow {
 impl Db {
     /// Appends an outcome; returns its sequence number.
     pub fn add_outcome(&mut self, o: &OutcomeRow) -> Result<i64, StoreError> {
-        self.transaction("record outcome", || {
-            self.execute(
-                "record outcome",
-                "INSERT INTO outcomes (incident, recorded_ns, actor, found, officer_minutes, note)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                &args![
-                    &o.incident,
-                    o.recorded_ns,
-                    &o.actor,
-                    &o.found,
-                    o.officer_minutes,
-                    o.note.as_deref()
-                ],
-            )?;
-            Ok(self
-                .row(
-                    "read outcome",
-                    "SELECT MAX(seq) FROM outcomes WHERE incident = ?1",
-                    &args![&o.incident],
-                    Row::opt_int,
-                )?
-                .flatten()
-                .unwrap_or(0))
-        })
+        self.row(
+            "record outcome",
+            "INSERT INTO outcomes (incident, recorded_ns, actor, found, officer_minutes, note)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING seq",
+            &args![
+                &o.incident,
+                o.recorded_ns,
+                &o.actor,
+                &o.found,
+                o.officer_minutes,
+                o.note.as_deref()
+            ],
+            Row::int,
+        )?
+        .ok_or_else(|| StoreError::Conflict("record outcome: no sequence number came back".into()))
     }
 
     /// Every outcome recorded for `incident`, oldest first.
@@ -101,30 +92,21 @@ impl Db {
 
     /// Appends a reported miss; returns its sequence number.
     pub fn add_miss(&mut self, m: &MissRow) -> Result<i64, StoreError> {
-        self.transaction("record miss", || {
-            self.execute(
-                "record miss",
-                "INSERT INTO misses (t_ns, lat, lon, recorded_ns, actor, note)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                &args![
-                    m.t_ns,
-                    m.lat,
-                    m.lon,
-                    m.recorded_ns,
-                    &m.actor,
-                    m.note.as_deref()
-                ],
-            )?;
-            Ok(self
-                .row(
-                    "read miss",
-                    "SELECT MAX(seq) FROM misses",
-                    &[],
-                    Row::opt_int,
-                )?
-                .flatten()
-                .unwrap_or(0))
-        })
+        self.row(
+            "record miss",
+            "INSERT INTO misses (t_ns, lat, lon, recorded_ns, actor, note)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING seq",
+            &args![
+                m.t_ns,
+                m.lat,
+                m.lon,
+                m.recorded_ns,
+                &m.actor,
+                m.note.as_deref()
+            ],
+            Row::int,
+        )?
+        .ok_or_else(|| StoreError::Conflict("record miss: no sequence number came back".into()))
     }
 
     /// Misses with `since_ns <= t < until_ns`, oldest first.
@@ -200,7 +182,7 @@ impl Db {
             &args![name],
             Row::blob,
         )?
-        .ok_or(StoreError::Stopped)
+        .ok_or_else(|| StoreError::Conflict(format!("secret {name}: not kept")))
     }
 
     /// First alerts (not updates or cancels) published with

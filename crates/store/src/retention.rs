@@ -47,6 +47,11 @@ pub struct Deleted {
     pub clips: u64,
     pub reports: u64,
     pub audit: u64,
+    /// Outcomes of deleted incidents, and misses and 911 calls older than
+    /// the incidents' cutoff (they hold exact places and callers' places).
+    pub outcomes: u64,
+    pub misses: u64,
+    pub calls: u64,
     /// SQLite: the write-ahead log, which still held deleted content, was
     /// emptied (false when readers kept it busy for a second; the next run
     /// tries again). PostgreSQL: always true (see docs/access.md on VACUUM).
@@ -92,12 +97,27 @@ impl Db {
                         &args![id],
                     )?;
                     self.execute("delete incident", "DELETE FROM incidents WHERE id = ?1", &args![id])?;
+                    d.outcomes += self.execute(
+                        "delete outcomes",
+                        "DELETE FROM outcomes WHERE incident = ?1",
+                        &args![id],
+                    )?;
                     d.history_redacted += self.execute(
                         "redact history",
                         "UPDATE history SET doc = NULL, reason = NULL WHERE incident = ?1 AND doc IS NOT NULL",
                         &args![id],
                     )?;
                 }
+                d.misses = self.execute(
+                    "delete misses",
+                    "DELETE FROM misses WHERE t_ns < ?1",
+                    &args![before],
+                )?;
+                d.calls = self.execute(
+                    "delete calls",
+                    "DELETE FROM calls WHERE t_ns < ?1",
+                    &args![before],
+                )?;
             }
             let unused = "NOT EXISTS (SELECT 1 FROM incident_pulses ip
                               WHERE ip.sensor = p.sensor AND ip.pulse = p.id)";
@@ -169,6 +189,9 @@ impl Db {
                 ("pulses", d.pulses, c.pulses_before_ns),
                 ("reports", d.reports, c.pulses_before_ns),
                 ("audit", d.audit, c.audit_before_ns),
+                ("outcomes", d.outcomes, c.incidents_before_ns),
+                ("misses", d.misses, c.incidents_before_ns),
+                ("calls", d.calls, c.incidents_before_ns),
             ] {
                 if count > 0 {
                     log.push(record(kind, count, before, String::new()));

@@ -981,6 +981,46 @@ fn retention_deletes_what_expired_keeps_evidence_and_logs_it(f: &Fixture) {
     assert!(db.clip("S1", "p3").unwrap().is_some(), "not yet expired");
     assert_eq!(db.pulse_count().unwrap(), 2);
 
+    // What officers found, a miss and a 911 call: they go with the incidents
+    // (the miss and the call by their own time); a later miss stays.
+    let outcome = |found: &str| store::OutcomeRow {
+        seq: 0,
+        incident: "I1".into(),
+        recorded_ns: 70,
+        actor: "token:cad".into(),
+        found: found.into(),
+        officer_minutes: Some(20.0),
+        note: None,
+    };
+    assert_eq!(db.add_outcome(&outcome("no_evidence")).unwrap(), 1);
+    assert_eq!(db.add_outcome(&outcome("casings")).unwrap(), 2);
+    let latest = db.latest_outcomes().unwrap();
+    assert_eq!((latest.len(), latest[0].found.as_str()), (1, "casings"));
+    let miss = |t_ns: i64| store::MissRow {
+        seq: 0,
+        t_ns,
+        lat: 40.44,
+        lon: -80.0,
+        recorded_ns: 70,
+        actor: "token:cad".into(),
+        note: Some("victim at the hospital".into()),
+    };
+    assert_eq!(db.add_miss(&miss(now())).unwrap(), 1);
+    assert_eq!(db.add_miss(&miss(now() + 1_000_000_000_000)).unwrap(), 2);
+    let call = store::CallRow {
+        id: "c1".into(),
+        t_ns: now(),
+        lat: 40.44,
+        lon: -80.0,
+        kind: "SHOTS FIRED".into(),
+        source: "calls.csv:2".into(),
+    };
+    assert_eq!(
+        db.save_calls(&[call.clone(), call]).unwrap(),
+        1,
+        "a call once"
+    );
+
     // Now the incidents expire too, and the audit record of t = 50.
     let all = RetentionCutoffs {
         now_ns: now() + 1_000_000,
@@ -994,6 +1034,14 @@ fn retention_deletes_what_expired_keeps_evidence_and_logs_it(f: &Fixture) {
         (d.history_redacted, d.pulses, d.clips, d.audit),
         (4, 1, 1, 1)
     );
+    assert_eq!((d.outcomes, d.misses, d.calls), (2, 1, 1));
+    assert!(db.outcomes_of("I1").unwrap().is_empty());
+    assert_eq!(
+        db.misses(0, i64::MAX).unwrap().len(),
+        1,
+        "the later miss stays"
+    );
+    assert!(db.calls(0, i64::MAX).unwrap().is_empty());
     assert!(db.incident("I1").unwrap().is_none());
     assert!(db.incident_versions("I1").unwrap().is_empty());
     assert_eq!(
@@ -1022,7 +1070,17 @@ fn retention_deletes_what_expired_keeps_evidence_and_logs_it(f: &Fixture) {
     let kinds: Vec<&str> = log.iter().map(|e| e.target.as_str()).collect();
     assert_eq!(
         kinds,
-        ["clips", "pulses", "incidents", "clips", "pulses", "audit"]
+        [
+            "clips",
+            "pulses",
+            "incidents",
+            "clips",
+            "pulses",
+            "audit",
+            "outcomes",
+            "misses",
+            "calls"
+        ]
     );
     assert!(log[2].detail.as_deref().unwrap().contains("ids: I1,I2"));
 
