@@ -19,7 +19,7 @@ use serde_json::{json, Value};
 use server::access::Role;
 use server::replay;
 
-use common::{pittsburgh, receiver, settled, ORIGIN};
+use common::{call, get_json, pittsburgh, receiver, settled, ORIGIN};
 
 /// A started server with Pittsburgh FP1/test_001 replayed into it, one clip
 /// stored, and a token per role.
@@ -100,35 +100,6 @@ impl Fixture {
     fn token(&self, role: Role) -> &str {
         &self.tokens.iter().find(|(r, _)| *r == role).unwrap().1
     }
-}
-
-/// Sends a request as `token` (none: anonymous); the status and the body.
-async fn call(
-    method: Method,
-    url: &str,
-    token: Option<&str>,
-    body: Option<Value>,
-) -> (StatusCode, String) {
-    let mut request = reqwest::Client::new().request(method, url);
-    if let Some(t) = token {
-        request = request.bearer_auth(t);
-    }
-    if let Some(b) = body {
-        request = request.json(&b);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status();
-    // A live feed never ends: its status is enough.
-    let streaming = response
-        .headers()
-        .get("content-type")
-        .is_some_and(|v| v.to_str().unwrap_or("").starts_with("text/event-stream"));
-    let text = if streaming {
-        String::new()
-    } else {
-        response.text().await.unwrap()
-    };
-    (status, text)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -608,13 +579,6 @@ async fn each_role_may_do_exactly_what_it_should() {
     .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     f.running.stop().await;
-}
-
-/// GETs `url` as `token`; it must succeed; the body as JSON.
-async fn get_json(url: &str, token: &str) -> Value {
-    let (status, text) = call(Method::GET, url, Some(token), None).await;
-    assert!(status.is_success(), "GET {url}: {status} {text}");
-    serde_json::from_str(&text).unwrap()
 }
 
 /// POSTs a review of incident `id` as `token`: the status and the body.

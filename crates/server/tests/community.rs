@@ -21,7 +21,7 @@ use server::access::Role;
 use server::config::{AreaLayerConfig, SchoolHoursConfig};
 use server::doc::{IncidentDoc, ReviewDoc};
 
-use common::square;
+use common::{call, get_json, square};
 
 const S: i64 = 1_000_000_000;
 
@@ -118,30 +118,6 @@ async fn save(running: &server::Running, saves: Vec<store::IncidentSave>) {
         .run(move |db| db.save_incidents(&saves))
         .await
         .unwrap();
-}
-
-async fn call(
-    method: Method,
-    url: &str,
-    token: Option<&str>,
-    body: Option<Value>,
-) -> (StatusCode, String) {
-    let mut r = reqwest::Client::new().request(method, url);
-    if let Some(t) = token {
-        r = r.bearer_auth(t);
-    }
-    if let Some(b) = body {
-        r = r.json(&b);
-    }
-    let response = r.send().await.unwrap();
-    let status = response.status();
-    (status, response.text().await.unwrap())
-}
-
-async fn get_json(url: &str, token: &str) -> Value {
-    let (status, text) = call(Method::GET, url, Some(token), None).await;
-    assert!(status.is_success(), "{url}: {status} {text}");
-    serde_json::from_str(&text).unwrap()
 }
 
 // ---- per-area counts ---------------------------------------------------------

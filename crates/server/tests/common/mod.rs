@@ -211,3 +211,39 @@ pub async fn sse_text(base: &str) -> tokio::task::JoinHandle<String> {
         text
     })
 }
+
+/// Sends a request as `token` (none: anonymous); the status and the body.
+pub async fn call(
+    method: reqwest::Method,
+    url: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (reqwest::StatusCode, String) {
+    let mut request = reqwest::Client::new().request(method, url);
+    if let Some(t) = token {
+        request = request.bearer_auth(t);
+    }
+    if let Some(b) = body {
+        request = request.json(&b);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    // A live feed never ends: its status is enough.
+    let streaming = response
+        .headers()
+        .get("content-type")
+        .is_some_and(|v| v.to_str().unwrap_or("").starts_with("text/event-stream"));
+    let text = if streaming {
+        String::new()
+    } else {
+        response.text().await.unwrap()
+    };
+    (status, text)
+}
+
+/// GETs `url` as `token`; it must succeed; the body as JSON.
+pub async fn get_json(url: &str, token: &str) -> Value {
+    let (status, text) = call(reqwest::Method::GET, url, Some(token), None).await;
+    assert!(status.is_success(), "GET {url}: {status} {text}");
+    serde_json::from_str(&text).unwrap()
+}
