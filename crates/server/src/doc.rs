@@ -175,6 +175,26 @@ pub fn software() -> String {
 }
 
 impl IncidentDoc {
+    /// The stored row of this version: its first and last shots' times, when
+    /// it was made, and the document itself.
+    pub fn row(&self, first_ns: i64, last_ns: i64, updated_ns: i64) -> store::IncidentRow {
+        store::IncidentRow {
+            id: self.id.clone(),
+            version: self.version,
+            first_ns,
+            last_ns,
+            lat: self.lat,
+            lon: self.lon,
+            class: self.class.clone(),
+            confidence: self.confidence,
+            rounds: self.rounds as i64,
+            shooters: self.shooters as i64,
+            automatic: self.automatic,
+            updated_ns,
+            doc: serde_json::to_string(self).unwrap_or_default(),
+        }
+    }
+
     /// Builds the document of an incident version.
     pub fn build(
         v: &IncidentVersion,

@@ -83,7 +83,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use locate::{LocateConfig, Medium};
 use model::{LocalFrame, Pulse, PulseId, SensorId, UtcNanos};
-use store::{Db, IncidentRow, IncidentSave, SensorRow, StoreError};
+use store::{Db, IncidentSave, SensorRow, StoreError};
 use tokio::sync::{broadcast, Notify};
 
 use crate::address::Addresses;
@@ -778,21 +778,7 @@ fn save_and_send(
         published_utc: None,
     });
     let save = IncidentSave {
-        incident: IncidentRow {
-            id: doc.id.clone(),
-            version: doc.version,
-            first_ns: first,
-            last_ns: last,
-            lat: doc.lat,
-            lon: doc.lon,
-            class: doc.class.clone(),
-            confidence: doc.confidence,
-            rounds: doc.rounds as i64,
-            shooters: doc.shooters as i64,
-            automatic: doc.automatic,
-            updated_ns: made_ns,
-            doc: serde_json::to_string(&doc).unwrap_or_default(),
-        },
+        incident: doc.row(first, last, made_ns),
         pulses,
         alert: kind.map(str::to_string),
         alert_doc: alert

@@ -83,21 +83,7 @@ fn incident(
     };
     let doc_text = serde_json::to_string(&doc).unwrap();
     store::IncidentSave {
-        incident: store::IncidentRow {
-            id: id.into(),
-            version: 1,
-            first_ns,
-            last_ns: first_ns,
-            lat,
-            lon,
-            class: class.into(),
-            confidence: 0.9,
-            rounds: rounds as i64,
-            shooters: 1,
-            automatic: false,
-            updated_ns: first_ns + latency_s.unwrap_or(1) * S,
-            doc: doc_text.clone(),
-        },
+        incident: doc.row(first_ns, first_ns, first_ns + latency_s.unwrap_or(1) * S),
         pulses: Vec::new(),
         alert: latency_s.map(|_| "alert".to_string()),
         alert_doc: doc_text,

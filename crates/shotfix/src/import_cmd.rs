@@ -175,21 +175,7 @@ pub fn alerts(
         let doc = server::import::incident(a, &name, &cols);
         *counts.entry((a.class, a.kind.clone())).or_default() += 1;
         saves.push(store::IncidentSave {
-            incident: store::IncidentRow {
-                id: doc.id.clone(),
-                version: doc.version,
-                first_ns: a.t.0,
-                last_ns: a.t.0,
-                lat: doc.lat,
-                lon: doc.lon,
-                class: doc.class.clone(),
-                confidence: doc.confidence,
-                rounds: doc.rounds as i64,
-                shooters: doc.shooters as i64,
-                automatic: false,
-                updated_ns: now,
-                doc: serde_json::to_string(&doc)?,
-            },
+            incident: doc.row(a.t.0, a.t.0, now),
             pulses: Vec::new(),
             alert: None,
             alert_doc: String::new(),
