@@ -267,8 +267,9 @@ pub fn mask(key: &[u8], lat: f64, lon: f64, d: f64) -> Option<(f64, f64)> {
     Some((round(phi2.to_degrees()), round(lon2)))
 }
 
-/// The Chicago data portal's "ShotSpotter Alerts" columns, in its order.
-pub const CHICAGO_COLUMNS: [&str; 18] = [
+/// The Chicago data portal's "ShotSpotter Alerts" columns, in its order (as
+/// exported in 2024, with the Illinois House and Senate districts).
+pub const CHICAGO_COLUMNS: [&str; 20] = [
     "DATE",
     "BLOCK",
     "ZIP_CODE",
@@ -284,6 +285,8 @@ pub const CHICAGO_COLUMNS: [&str; 18] = [
     "HOUR",
     "INCIDENT_TYPE_DESCRIPTION",
     "ROUNDS",
+    "ILLINOIS_HOUSE_DISTRICT",
+    "ILLINOIS_SENATE_DISTRICT",
     "LATITUDE",
     "LONGITUDE",
     "LOCATION",
@@ -301,7 +304,7 @@ fn chicago_type(class: &str, rounds: i64) -> &'static str {
 /// The Chicago columns an area layer can fill, by the layer's name
 /// (compared without case or punctuation: a layer `community_area` fills
 /// `COMMUNITY_AREA`).
-const AREA_COLUMNS: [&str; 7] = [
+const AREA_COLUMNS: [&str; 9] = [
     "ZIP_CODE",
     "WARD",
     "COMMUNITY_AREA",
@@ -309,6 +312,8 @@ const AREA_COLUMNS: [&str; 7] = [
     "DISTRICT",
     "BEAT",
     "STREET_OUTREACH_ORGANIZATION",
+    "ILLINOIS_HOUSE_DISTRICT",
+    "ILLINOIS_SENATE_DISTRICT",
 ];
 
 /// For each of [`AREA_COLUMNS`], the areas of the layer named like it.
@@ -396,6 +401,8 @@ async fn community_csv(
             local.hour().to_string(),
             chicago_type(&r.class, r.rounds).to_string(),
             r.rounds.to_string(),
+            area(7),
+            area(8),
             format!("{lat:.5}"),
             format!("{lon:.5}"),
             format!("POINT ({lon:.5} {lat:.5})"),

@@ -444,6 +444,7 @@ async fn the_public_view_and_partner_data_leak_nothing() {
     assert_eq!(header, server::public::CHICAGO_COLUMNS);
     let mut seen = Vec::new();
     let mut shown = std::collections::HashMap::new();
+    let tz_chicago = chrono_tz::America::Chicago;
     for record in reader.records() {
         let r = record.unwrap();
         let id = r.get(9).unwrap().to_string();
@@ -454,8 +455,29 @@ async fn the_public_view_and_partner_data_leak_nothing() {
             "{id}: {class}"
         );
         let public = (
-            r.get(15).unwrap().parse::<f64>().unwrap(),
-            r.get(16).unwrap().parse::<f64>().unwrap(),
+            r.get(17).unwrap().parse::<f64>().unwrap(),
+            r.get(18).unwrap().parse::<f64>().unwrap(),
+        );
+        // The local date and time, and the portal's month, weekday (1 is
+        // Sunday: its 2024 export has 04/08/2021, a Thursday, as 5) and hour.
+        let local = chrono::NaiveDateTime::parse_from_str(&r[0], "%m/%d/%Y %I:%M:%S %p").unwrap();
+        let want_local = tz_chicago.timestamp_nanos(t).naive_local();
+        assert_eq!(
+            local,
+            want_local
+                .with_second(0)
+                .unwrap()
+                .with_nanosecond(0)
+                .unwrap()
+        );
+        assert_eq!(
+            (&r[10], &r[11], &r[12]),
+            (
+                local.month().to_string().as_str(),
+                local.weekday().number_from_sunday().to_string().as_str(),
+                local.hour().to_string().as_str()
+            ),
+            "{id}"
         );
         let moved = metres((lat, lon), public);
         assert!(moved >= coarsen_m, "{id}: moved only {moved} m");
