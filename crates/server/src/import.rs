@@ -66,11 +66,27 @@ pub struct Columns {
 }
 
 /// A header name without case, spaces or punctuation.
-fn norm(name: &str) -> String {
+pub(crate) fn norm(name: &str) -> String {
     name.chars()
         .filter(|c| c.is_alphanumeric())
         .flat_map(char::to_lowercase)
         .collect()
+}
+
+/// Where the first of `candidates` is among the header's `names` (both
+/// compared with [`norm`]).
+fn position(names: &[String], candidates: &[&str]) -> Option<usize> {
+    candidates
+        .iter()
+        .find_map(|c| names.iter().position(|n| n == &norm(c)))
+}
+
+/// The column a mapping gives a required role.
+fn required(roles: &HashMap<&str, usize>, role: &str) -> Result<usize, String> {
+    roles
+        .get(role)
+        .copied()
+        .ok_or_else(|| format!("--columns: {role}= is required"))
 }
 
 /// An explicit mapping (`role=column` pairs, each role one of `roles`): the
@@ -92,9 +108,7 @@ fn mapped<'r>(
                 roles.join(", ")
             )
         })?;
-        let i = names
-            .iter()
-            .position(|n| n == &norm(column))
+        let i = position(names, &[column])
             .ok_or_else(|| format!("--columns: no column {column:?} in the header"))?;
         out.insert(*role, i);
     }
@@ -105,23 +119,14 @@ fn mapped<'r>(
 /// pairs, roles `type`, `time`, `lat`, `lon`, `rounds`, `id`).
 pub fn columns(header: &[&str], mapping: Option<&str>) -> Result<Columns, String> {
     let names: Vec<String> = header.iter().map(|h| norm(h)).collect();
-    let find = |candidates: &[&str]| {
-        candidates
-            .iter()
-            .find_map(|c| names.iter().position(|n| n == &norm(c)))
-    };
+    let find = |candidates: &[&str]| position(&names, candidates);
     if let Some(mapping) = mapping {
         let roles = mapped(
             &names,
             mapping,
             &["type", "time", "lat", "lon", "rounds", "id"],
         )?;
-        let need = |r: &str| {
-            roles
-                .get(r)
-                .copied()
-                .ok_or_else(|| format!("--columns: {r}= is required"))
-        };
+        let need = |r: &str| required(&roles, r);
         return Ok(Columns {
             layout: "mapped".into(),
             kind: need("type")?,
@@ -397,19 +402,10 @@ pub struct ImportedCall {
 /// (roles `time`, `lat`, `lon`, `type`, `id`).
 pub fn call_columns(header: &[&str], mapping: Option<&str>) -> Result<CallColumns, String> {
     let names: Vec<String> = header.iter().map(|h| norm(h)).collect();
-    let find = |candidates: &[&str]| {
-        candidates
-            .iter()
-            .find_map(|c| names.iter().position(|n| n == &norm(c)))
-    };
+    let find = |candidates: &[&str]| position(&names, candidates);
     if let Some(mapping) = mapping {
         let roles = mapped(&names, mapping, &["time", "lat", "lon", "type", "id"])?;
-        let need = |r: &str| {
-            roles
-                .get(r)
-                .copied()
-                .ok_or_else(|| format!("--columns: {r}= is required"))
-        };
+        let need = |r: &str| required(&roles, r);
         return Ok(CallColumns {
             time: need("time")?,
             lat: need("lat")?,

@@ -173,19 +173,21 @@ pub fn compute(
     since_ns: i64,
     until_ns: i64,
 ) -> Result<Measures, store::StoreError> {
-    let filter = store::IncidentFilter {
-        since_ns: Some(since_ns),
-        until_ns: Some(until_ns),
+    let before = (m.call_before_s * 1e9) as i64;
+    let after = (m.call_after_s * 1e9) as i64;
+    // One read: the period's incidents, and those a 911 call in the period
+    // can match (from `after` before the period to `before` after it).
+    let window = store::IncidentFilter {
+        since_ns: Some(since_ns.saturating_sub(after)),
+        until_ns: Some(until_ns.saturating_add(before)),
         limit: 0,
         ..store::IncidentFilter::default()
     };
-    let incidents: Vec<store::IncidentRow> = db
-        .incidents(&filter)?
-        .into_iter()
+    let nearby = db.incidents(&window)?;
+    let incidents: Vec<&store::IncidentRow> = nearby
+        .iter()
         .filter(|r| r.first_ns >= since_ns && r.first_ns < until_ns)
         .collect();
-    let before = (m.call_before_s * 1e9) as i64;
-    let after = (m.call_after_s * 1e9) as i64;
     let first_alert: HashMap<String, i64> = db
         .first_alerts(
             since_ns.saturating_sub(after),
@@ -302,14 +304,7 @@ pub fn compute(
         .filter(|c| c.t_ns >= since_ns && c.t_ns < until_ns)
         .map(place)
         .collect();
-    let wide = store::IncidentFilter {
-        since_ns: Some(since_ns.saturating_sub(after)),
-        until_ns: Some(until_ns.saturating_add(before)),
-        limit: 0,
-        ..store::IncidentFilter::default()
-    };
-    let alerts_near: Vec<Place> = db
-        .incidents(&wide)?
+    let alerts_near: Vec<Place> = nearby
         .iter()
         .filter(|r| is_alert(r))
         .map(|r| (r.first_ns, r.lat, r.lon))

@@ -18,7 +18,7 @@
 //! single incident happened. A block or cell is a fixed grid's: moving an
 //! incident within it changes nothing that is published.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use axum::extract::{Query, State};
@@ -301,39 +301,22 @@ fn chicago_type(class: &str, rounds: i64) -> &'static str {
     }
 }
 
-/// The Chicago columns an area layer can fill, by the layer's name
-/// (compared without case or punctuation: a layer `community_area` fills
-/// `COMMUNITY_AREA`).
-const AREA_COLUMNS: [&str; 9] = [
-    "ZIP_CODE",
-    "WARD",
-    "COMMUNITY_AREA",
-    "AREA",
-    "DISTRICT",
-    "BEAT",
-    "STREET_OUTREACH_ORGANIZATION",
-    "ILLINOIS_HOUSE_DISTRICT",
-    "ILLINOIS_SENATE_DISTRICT",
-];
-
-/// For each of [`AREA_COLUMNS`], the areas of the layer named like it.
-fn area_columns(app: &App) -> Vec<Vec<&crate::areas::Area>> {
-    let norm = |s: &str| {
-        s.chars()
-            .filter(|c| c.is_alphanumeric())
-            .flat_map(char::to_lowercase)
-            .collect::<String>()
-    };
-    AREA_COLUMNS
-        .iter()
-        .map(|c| {
-            let want = norm(c);
-            app.areas
-                .iter()
-                .filter(|a| norm(&a.layer) == want)
-                .collect()
-        })
-        .collect()
+/// For each Chicago column, the areas of the layer named like it (compared
+/// without case or punctuation: a layer `community_area` fills
+/// `COMMUNITY_AREA`); columns no layer is named like are left out.
+fn area_columns(app: &App) -> HashMap<&'static str, Vec<&crate::areas::Area>> {
+    let mut out: HashMap<&'static str, Vec<&crate::areas::Area>> = HashMap::new();
+    for c in CHICAGO_COLUMNS {
+        let want = crate::import::norm(c);
+        for a in app
+            .areas
+            .iter()
+            .filter(|a| crate::import::norm(&a.layer) == want)
+        {
+            out.entry(c).or_default().push(a);
+        }
+    }
+    out
 }
 
 /// What both community routes start with: the permission, the window, the
@@ -377,37 +360,27 @@ async fn community_csv(
     for r in &rows {
         let local = tz.timestamp_nanos(r.first_ns);
         let (lat, lon) = (r.lat, r.lon);
-        let area = |i: usize| {
-            columns[i]
-                .iter()
-                .find(|a| a.contains(r.lat, r.lon))
-                .map(|a| a.name.clone())
-                .unwrap_or_default()
-        };
-        out.write_record([
-            local.format("%m/%d/%Y %I:%M:00 %p").to_string(),
-            String::new(),
-            area(0),
-            area(1),
-            area(2),
-            area(3),
-            area(4),
-            area(5),
-            area(6),
-            r.id.clone(),
-            local.month().to_string(),
+        let record = CHICAGO_COLUMNS.map(|c| match c {
+            "DATE" => local.format("%m/%d/%Y %I:%M:00 %p").to_string(),
+            "UNIQUE_ID" => r.id.clone(),
+            "MONTH" => local.month().to_string(),
             // The portal's numbering: 1 is Sunday.
-            local.weekday().number_from_sunday().to_string(),
-            local.hour().to_string(),
-            chicago_type(&r.class, r.rounds).to_string(),
-            r.rounds.to_string(),
-            area(7),
-            area(8),
-            format!("{lat:.5}"),
-            format!("{lon:.5}"),
-            format!("POINT ({lon:.5} {lat:.5})"),
-        ])
-        .map_err(fail)?;
+            "DAY_OF_WEEK" => local.weekday().number_from_sunday().to_string(),
+            "HOUR" => local.hour().to_string(),
+            "INCIDENT_TYPE_DESCRIPTION" => chicago_type(&r.class, r.rounds).to_string(),
+            "ROUNDS" => r.rounds.to_string(),
+            "LATITUDE" => format!("{lat:.5}"),
+            "LONGITUDE" => format!("{lon:.5}"),
+            "LOCATION" => format!("POINT ({lon:.5} {lat:.5})"),
+            // BLOCK (no block addresses here) and the area columns: the
+            // name of the area of a layer named like the column.
+            _ => columns
+                .get(c)
+                .and_then(|areas| areas.iter().find(|a| a.contains(lat, lon)))
+                .map(|a| a.name.clone())
+                .unwrap_or_default(),
+        });
+        out.write_record(record).map_err(fail)?;
     }
     let body = out
         .into_inner()
